@@ -1,0 +1,77 @@
+"""Rebuild the paper's Tiny-ImageNet OOD sets from the original test images.
+
+The ODIN release's ``Imagenet`` (crop) and ``Imagenet_resize`` sets were made
+from the 10,000 Tiny-ImageNet test images (64x64) by taking a random 32x32
+crop of each, or by downsampling each to 32x32; the crop positions, filter and
+JPEG settings of those files are not known. These rebuilt sets follow the same
+recipe, deterministically, and are named differently (``TIN_crop``,
+``TIN_resize``) so they are never mistaken for the released files:
+
+* images in their original order ``test_0 .. test_9999``, greyscale ones
+  (189) converted to RGB by replicating the channel;
+* crop: the top-left corner of image i is the i-th pair drawn from
+  ``numpy.random.default_rng(0).integers(0, 33, size=(10000, 2))`` (row, col);
+* resize: PIL's BOX filter, which for 64 -> 32 is the exact mean of each 2x2 block;
+* saved as lossless PNG, ``<set>/test/<i:05d>.png``, so ImageFolder order is index order.
+"""
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from fetch import ITEMS_BY_NAME, STAMP, ensure
+from paths import DATA_DIR
+
+SEED = 0
+SIZE = 32
+RECIPES = ("TIN_crop", "TIN_resize")
+
+
+def tin_test_images():
+    """Paths of the 10,000 Tiny-ImageNet test images, in index order."""
+    folder = ensure(ITEMS_BY_NAME["tinyimagenet-test"], quiet=True) / "test" / "images"
+    return [folder / f"test_{i}.JPEG" for i in range(10000)]
+
+
+def crop_corners(count, seed=SEED, full=64):
+    return np.random.default_rng(seed).integers(0, full - SIZE + 1, size=(count, 2))
+
+
+def transform(image, recipe, corner):
+    if recipe == "TIN_crop":
+        top, left = (int(v) for v in corner)
+        return image.crop((left, top, left + SIZE, top + SIZE))
+    return image.resize((SIZE, SIZE), Image.BOX)
+
+
+def build(recipe):
+    """Write ``data/<recipe>`` atomically; a no-op when it is already complete."""
+    dest = DATA_DIR / recipe
+    if (dest / STAMP).is_file():
+        return dest
+    sources = tin_test_images()
+    corners = crop_corners(len(sources))
+    staging = Path(tempfile.mkdtemp(dir=DATA_DIR, prefix=f".{recipe}-"))
+    try:
+        out = staging / "test"
+        out.mkdir()
+        for i, (path, corner) in enumerate(tqdm(list(zip(sources, corners)), desc=recipe,
+                                                unit="img", leave=False)):
+            with Image.open(path) as image:
+                transform(image.convert("RGB"), recipe, corner).save(out / f"{i:05d}.png")
+        (staging / STAMP).write_text(f"rebuilt from Tiny-ImageNet test, seed {SEED}\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.replace(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"  {recipe}: built data/{recipe} ({len(sources)} images)")
+    return dest
+
+
+def build_all():
+    for recipe in RECIPES:
+        build(recipe)
