@@ -1,0 +1,104 @@
+"""ODIN scoring: temperature scaling and gradient-sign input perturbation, batched.
+
+For each image x (in the model's normalised input space), as in the release
+(../shared/SPEC-odin.md):
+
+1. logits f(x); baseline score = max softmax(f(x)); prediction y = argmax f(x);
+2. loss = cross-entropy of f(x)/T against y; g = d loss / d x;
+3. x~ = x - eps * sign(g) / std, with sign(0) = +1 and std the normalisation std;
+4. ODIN score = max softmax(f(x~) / T).
+
+The model is in eval mode with frozen weights, so a batch gives each image the
+score it gets alone: the loss is summed over the batch, which leaves every
+image's input gradient exactly its own. Scores are written in the release's
+format: four files ``confidence_{Base,Our}_{In,Out}.txt``, one ``T, eps, score``
+line per image.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+SCORE_FILES = {("Base", "In"), ("Base", "Out"), ("Our", "In"), ("Our", "Out")}
+
+
+@dataclass
+class Scores:
+    baseline: np.ndarray      # max softmax at T = 1, clean input
+    odin: np.ndarray          # max softmax at T, perturbed input
+    predictions: np.ndarray   # argmax of the clean logits
+    labels: np.ndarray        # dataset labels (-1 where there are none)
+
+
+def odin_batch(model, inputs, temperature, epsilon, std):
+    """Baseline scores, ODIN scores and predictions for a batch of normalised inputs."""
+    inputs = inputs.detach().requires_grad_(True)
+    logits = model(inputs)
+    baseline, predictions = F.softmax(logits.detach(), dim=1).max(dim=1)
+    loss = F.cross_entropy(logits / temperature, predictions, reduction="sum")
+    (gradient,) = torch.autograd.grad(loss, inputs)
+    sign = torch.where(gradient >= 0, 1.0, -1.0)
+    perturbed = inputs.detach() - epsilon * (sign / std)
+    with torch.no_grad():
+        odin = F.softmax(model(perturbed) / temperature, dim=1).max(dim=1).values
+    return baseline, odin, predictions
+
+
+def normaliser(mean, std, device):
+    mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def normalise(images):
+        images = images.to(device, non_blocking=True)
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255)
+        return (images - mean) / std
+    return normalise, std
+
+
+def score_dataset(model, dataset, mean, std, temperature, epsilon, device,
+                  batch_size=64, desc="scoring", num_workers=0):
+    """ODIN-score every image of ``dataset``, streaming it in batches."""
+    normalise, std_t = normaliser(mean, std, device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=torch.device(device).type == "cuda")
+    parts = []
+    with tqdm(total=len(dataset), desc=desc, unit="img", dynamic_ncols=True) as bar:
+        for images, labels in loader:
+            base, odin, pred = odin_batch(model, normalise(images), temperature, epsilon, std_t)
+            parts.append((base.cpu().numpy(), odin.cpu().numpy(), pred.cpu().numpy(),
+                          np.asarray(labels)))
+            bar.update(len(images))
+    if not parts:
+        empty = np.zeros(0, dtype=np.float32)
+        return Scores(empty, empty, empty.astype(np.int64), empty.astype(np.int64))
+    return Scores(*(np.concatenate(column) for column in zip(*parts)))
+
+
+def format_number(value):
+    """T and eps as the release printed them: an int T as 1000, eps as 0.0014 or 0.0."""
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def write_score_file(path, temperature, epsilon, scores):
+    """One ``T, eps, score`` line per image, written atomically."""
+    prefix = f"{format_number(temperature)}, {format_number(epsilon)}, "
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        # str() of a float32 is its shortest round-trip form, as the release wrote it
+        f.writelines(f"{prefix}{str(s)}\n" for s in np.asarray(scores, dtype=np.float32))
+    os.replace(tmp, path)
+
+
+def write_scores(folder, temperature, epsilon, in_scores, out_scores):
+    """The release's four score files in ``folder``."""
+    os.makedirs(folder, exist_ok=True)
+    for method, side in sorted(SCORE_FILES):
+        scores = in_scores if side == "In" else out_scores
+        values = scores.baseline if method == "Base" else scores.odin
+        write_score_file(os.path.join(folder, f"confidence_{method}_{side}.txt"),
+                         temperature, epsilon, values)

@@ -1,0 +1,166 @@
+"""The in-distribution and out-of-distribution image sets, as torch Datasets.
+
+Every dataset yields ``(image, label)`` with ``image`` a 3x32x32 tensor in
+[0, 1] pixel units: uint8 for stored images (divided by 255 on the device, the
+same arithmetic as torchvision's ToTensor), float32 for synthetic noise.
+Normalisation is the model's business (calData.py), not the dataset's.
+"""
+import gzip
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
+from torchvision.transforms import PILToTensor
+
+import fetch
+from paths import DATA_DIR, UserError
+
+IMAGE_SIZE = 32
+NOISE_COUNT = 10000
+
+
+class ArrayImages(Dataset):
+    """Images held in memory as a uint8 NCHW tensor."""
+
+    def __init__(self, images, labels):
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], int(self.labels[i])
+
+
+class NoiseImages(Dataset):
+    """The release's synthetic OOD sets, seeded per image so any batching repeats.
+
+    Gaussian: ``clip(N(0.5, 1), 0, 1)``; Uniform: ``U[0, 1)``; image ``i`` is drawn
+    from ``numpy.random.default_rng([seed, i])``.
+    """
+
+    def __init__(self, kind, seed, count=NOISE_COUNT):
+        self.kind, self.seed, self.count = kind, seed, count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, i])
+        shape = (3, IMAGE_SIZE, IMAGE_SIZE)
+        if self.kind == "Gaussian":
+            image = np.clip(rng.standard_normal(shape, dtype=np.float32) + 0.5, 0, 1)
+        else:
+            image = rng.random(shape, dtype=np.float32)
+        return torch.from_numpy(image), -1
+
+
+def _load_rgb(path):
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as e:
+        raise UserError(f"{path}: unreadable image ({e})") from None
+
+
+def image_folder(root):
+    """An ImageFolder of 32x32 images (release order: sorted class folders, sorted files)."""
+    try:
+        dataset = ImageFolder(str(root), transform=PILToTensor(), loader=_load_rgb)
+    except (FileNotFoundError, OSError) as e:
+        raise UserError(f"{root}: no images found ({e})") from None
+    first = dataset[0][0]
+    if tuple(first.shape) != (3, IMAGE_SIZE, IMAGE_SIZE):
+        raise UserError(f"{dataset.samples[0][0]}: image is {tuple(first.shape[1:])}, expected "
+                        f"{IMAGE_SIZE}x{IMAGE_SIZE} (OOD images are read as they are, not resized)")
+    return dataset
+
+
+def read_idx_images(path):
+    """An idx3 (MNIST-format) gz file as a uint8 array [N, rows, cols]."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic, count, rows, cols = np.frombuffer(data[:16], dtype=">u4")
+    if magic != 2051 or len(data) != 16 + count * rows * cols:
+        raise UserError(f"{path}: not an idx3 image file of the expected length")
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def grey28_to_rgb32(images):
+    """28x28 grey -> 32x32 RGB: 2 black pixels of padding each side, channel replicated."""
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    return torch.from_numpy(np.repeat(padded[:, None], 3, axis=1))
+
+
+def _installed(item_name):
+    item = fetch.ITEMS_BY_NAME[item_name]
+    path = fetch.installed_path(item)
+    if path is None:
+        raise UserError(fetch.unavailable_message(item) + " (then run scripts/get_data.sh)")
+    return path
+
+
+def cifar(in_dataset):
+    """The CIFAR-10 or CIFAR-100 test set in its original order."""
+    if in_dataset == "CIFAR-10":
+        path = _installed("cifar10")
+        if path.suffix == ".npz":
+            with np.load(path) as npz:
+                images, labels = npz["images"], npz["labels"]
+            if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
+                raise UserError(f"{path}: images of shape {images.shape[1:]}, expected 32x32x3")
+            return ArrayImages(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                               labels)
+        return CIFAR10(str(DATA_DIR), train=False, transform=PILToTensor())
+    _installed("cifar100")
+    return CIFAR100(str(DATA_DIR), train=False, transform=PILToTensor())
+
+
+@dataclass(frozen=True)
+class OODSet:
+    name: str        # the --out_dataset value
+    label: str       # as the metric block prints it
+    kind: str        # 'release', 'rebuilt', 'noise', 'idx'
+    origin: str
+
+
+OOD_SETS = {s.name: s for s in [
+    OODSet("Imagenet", "Tiny-ImageNet (crop)", "release", "ODIN release"),
+    OODSet("Imagenet_resize", "Tiny-ImageNet (resize)", "release", "ODIN release"),
+    OODSet("LSUN", "LSUN (crop)", "release", "ODIN release"),
+    OODSet("LSUN_resize", "LSUN (resize)", "release", "ODIN release"),
+    OODSet("iSUN", "iSUN", "release", "ODIN release"),
+    OODSet("Uniform", "Uniform Noise", "noise", "synthetic, seeded"),
+    OODSet("Gaussian", "Gaussian noise", "noise", "synthetic, seeded"),
+    OODSet("TIN_crop", "Tiny-ImageNet (crop, rebuilt)", "rebuilt",
+           "rebuilt from the Tiny-ImageNet test split (code/rebuild.py)"),
+    OODSet("TIN_resize", "Tiny-ImageNet (resize, rebuilt)", "rebuilt",
+           "rebuilt from the Tiny-ImageNet test split (code/rebuild.py)"),
+    OODSet("MNIST", "MNIST", "idx", "MNIST test set"),
+    OODSet("FashionMNIST", "Fashion-MNIST", "idx", "Fashion-MNIST test set"),
+]}
+
+
+def get_ood_set(name):
+    if name not in OOD_SETS:
+        raise UserError(f"unknown OOD dataset {name!r}; choose from {', '.join(OOD_SETS)}")
+    return OOD_SETS[name]
+
+
+def ood_dataset(name, seed=0):
+    """The named OOD set as a Dataset, in the order the release reads it."""
+    spec = get_ood_set(name)
+    if spec.kind == "noise":
+        return NoiseImages(name, seed)
+    if spec.kind == "release":
+        return image_folder(_installed(name))
+    if spec.kind == "rebuilt":
+        import rebuild
+        _installed("tinyimagenet-test")
+        return image_folder(rebuild.build(name))
+    family = "mnist" if name == "MNIST" else "fashion-mnist"
+    images = read_idx_images(_installed(f"{family}-images"))
+    return ArrayImages(grey28_to_rgb32(images), np.full(len(images), -1))

@@ -1,0 +1,173 @@
+"""The named pre-trained models: architecture, classes, input normalisation, file, origin.
+
+``load_model(name, device)`` returns the network in eval mode with frozen
+weights. Checkpoints are read with ``torch.load(weights_only=True)``; a full
+pickle (the ODIN release's format) is unpickled only when its sha256 is that of
+a known release file, because unpickling runs arbitrary code.
+"""
+import hashlib
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from cifar_resnet import CifarResNet
+from densenet import DenseNet3
+from paths import MODELS_DIR, UserError
+from wideresnet import WideResNet
+
+ODIN_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+ODIN_STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+DICE_MEAN, DICE_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+
+# sha256 of the release's pickles that may be unpickled. Only densenet10.pth could
+# be verified here; the other three release files must be converted (see README).
+RELEASE_PICKLES = {
+    "3211ffc3f6107d0605b5914d58fd352318b7af6464e99eb875b88e5c38fdcb31": "densenet10.pth",
+}
+DROPBOX = "https://www.dropbox.com/s/"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str                      # architecture, as the metric block prints it
+    in_dataset: str                 # 'CIFAR-10' or 'CIFAR-100'
+    build: Callable[[], torch.nn.Module]
+    mean: tuple
+    std: tuple
+    file: str                       # under models/
+    origin: str                     # where the weights come from, and their licence
+    rename: tuple = ()              # (old key prefix, new key prefix) pairs
+
+    @property
+    def num_classes(self):
+        return 10 if self.in_dataset == "CIFAR-10" else 100
+
+    @property
+    def path(self):
+        return MODELS_DIR / self.file
+
+
+def _densenet(classes):
+    return lambda: DenseNet3(100, classes)
+
+
+def _wrn(classes):
+    return lambda: WideResNet(28, classes, widen_factor=10)
+
+
+def _resnet(depth, classes, shortcut):
+    return lambda: CifarResNet(depth, classes, shortcut)
+
+
+AKAMASTER = ("akamaster/pytorch_resnet_cifar10 (BSD-2), "
+             "https://github.com/akamaster/pytorch_resnet_cifar10")
+MODELS = {spec.name: spec for spec in [
+    ModelSpec("densenet10", "DenseNet-BC-100", "CIFAR-10", _densenet(10), ODIN_MEAN, ODIN_STD,
+              "densenet10.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}wr4kjintq1tmorr/densenet10.pth.tar.gz"),
+    ModelSpec("densenet100", "DenseNet-BC-100", "CIFAR-100", _densenet(100), ODIN_MEAN, ODIN_STD,
+              "densenet100.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}vxuv11jjg8bw2v9/densenet100.pth.tar.gz"),
+    ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
+              "wideresnet10.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}uiye5nw0uj6ie53/wideresnet10.pth.tar.gz"),
+    ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
+              "wideresnet100.pth", "ODIN release (CC BY-NC 4.0); the release README links "
+              f"{DROPBOX}uiye5nw0uj6ie53/wideresnet100.pth.tar.gz (same key as wideresnet10)"),
+    ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
+              DICE_MEAN, DICE_STD, "dice_densenet10.pth.tar",
+              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
+    ModelSpec("dice_densenet100", "DenseNet-BC-100 (DICE)", "CIFAR-100", _densenet(100),
+              DICE_MEAN, DICE_STD, "dice_densenet100.pth.tar",
+              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
+    ModelSpec("necas_densenet10", "DenseNet-BC-100 (Necas)", "CIFAR-10", _densenet(10),
+              ODIN_MEAN, ODIN_STD, "necas_densenet10.pth.tar",
+              "Necas, independent DenseNet-BC-100 training (BSD-3)"),
+    *[ModelSpec(f"resnet{d}", f"ResNet-{d}", "CIFAR-10", _resnet(d, 10, "A"),
+                IMAGENET_MEAN, IMAGENET_STD, f"resnet{d}.th", AKAMASTER,
+                rename=(("module.", ""), ("linear.", "fc.")))
+      for d in (20, 32, 44, 56)],
+    ModelSpec("resnet56_cifar100", "ResNet-56", "CIFAR-100", _resnet(56, 100, "B"),
+              CIFAR100_MEAN, CIFAR100_STD, "resnet56_cifar100.pt",
+              "chenyaofo/pytorch-cifar-models (BSD-3), "
+              "https://github.com/chenyaofo/pytorch-cifar-models"),
+]}
+
+
+def get_spec(name):
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint(path):
+    """Whatever the file holds, as loaded safely (see the module docstring)."""
+    digest = sha256_of(path)
+    if digest in RELEASE_PICKLES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SourceChangeWarning: we only take the weights
+            return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad files
+        if "weights_only" in str(e) or "Weights only" in str(e):
+            raise UserError(
+                f"{path} is a full pickle (sha256 {digest}) that is not a known ODIN release "
+                "file; unpickling runs arbitrary code, so it is refused. If you trust it, "
+                f"convert it to a state_dict: python code/convert_checkpoint.py {path} "
+                f"{path}.state_dict.pt") from None
+        raise UserError(f"{path}: not a readable PyTorch checkpoint "
+                        f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+
+def extract_state_dict(obj, spec):
+    """The tensors of a module, a {'state_dict': ...} checkpoint or a plain state_dict."""
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{spec.path}: holds no state_dict of tensors")
+    state = {}
+    for key, value in obj.items():
+        for old, new in spec.rename:
+            if key.startswith(old):
+                key = new + key[len(old):]
+        state[key] = value
+    return state
+
+
+def load_weights(model, state, spec):
+    """Load ``state`` into ``model``; old pickles lack BN's num_batches_tracked, which is fine."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        mismatch = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line),
+                        str(e).splitlines()[0])
+        raise UserError(f"{spec.path} does not fit {spec.name} ({spec.label}, "
+                        f"{spec.num_classes} classes): {mismatch}") from None
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise UserError(f"{spec.path} does not fit {spec.name} ({spec.label}): "
+                        f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def load_model(name, device="cpu"):
+    spec = get_spec(name)
+    if not spec.path.exists():
+        raise UserError(f"model file {spec.path} not found: run scripts/get_data.sh, or put "
+                        f"the file there yourself (it comes from {spec.origin})")
+    model = spec.build()
+    load_weights(model, extract_state_dict(read_checkpoint(spec.path), spec), spec)
+    model.eval().requires_grad_(False)
+    return model.to(device), spec
