@@ -12,7 +12,7 @@ In-distribution is the positive class; a higher score means "more in-distributio
   hard-wired ranges, made safe: the range grows to cover every score (any T),
   precision uses counts rather than rates (the release's rates are right only
   for equal set sizes), and when no threshold has TPR in [0.9495, 0.9505] the
-  threshold with TPR nearest 0.95 is used instead of dividing by zero.
+  FPR at the highest threshold with TPR >= 0.95 is used instead of dividing by zero.
   Acceptance is ``score >= threshold`` throughout (the release mixed > and >=,
   which differ only on scores exactly equal to a grid point).
 
@@ -21,6 +21,7 @@ In-distribution is the positive class; a higher score means "more in-distributio
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,8 @@ def paper_metrics(in_scores, out_scores, start, end, steps=SWEEP_STEPS):
     tpr, fpr = tp / len(ins), fp / len(outs)
 
     near = (tpr >= 0.9495) & (tpr <= 0.9505)
-    if not near.any():
-        near = np.abs(tpr - 0.95) == np.min(np.abs(tpr - 0.95))
+    if not near.any():  # the release divided by zero here; take the exact definition instead
+        near = np.arange(len(tpr)) == np.flatnonzero(tpr >= 0.95).max(initial=0)
     kept = tp + fp > 0
     precision_in = tp[kept] / (tp[kept] + fp[kept])
 
@@ -112,7 +113,9 @@ def compute(in_scores, out_scores, mode="exact", num_classes=None, temperature=N
 def read_score_file(path):
     """(T, eps, scores) from a ``T, eps, score`` file; a clear error for anything else."""
     try:
-        table = np.loadtxt(path, delimiter=",", ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an empty file is reported below
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: unreadable score file ({e})") from None
     if table.shape[0] == 0 or table.shape[1] != 3:

@@ -120,7 +120,7 @@ def read_checkpoint(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad files
-        if "weights_only" in str(e) or "Weights only" in str(e):
+        if "Unsupported global" in str(e):  # a pickle of classes, not just tensors
             raise UserError(
                 f"{path} is a full pickle (sha256 {digest}) that is not a known ODIN release "
                 "file; unpickling runs arbitrary code, so it is refused. If you trust it, "

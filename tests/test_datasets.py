@@ -1,0 +1,87 @@
+"""Datasets: seeded noise, the 28x28 -> 32x32 conversion, rebuilt TIN sets, folder checks."""
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import datasets
+import rebuild
+from paths import UserError
+
+
+def test_noise_is_seeded_per_image_and_in_range():
+    gauss = datasets.NoiseImages("Gaussian", seed=0)
+    assert len(gauss) == 10000
+    a, b = gauss[1234][0], datasets.NoiseImages("Gaussian", seed=0)[1234][0]
+    assert torch.equal(a, b) and a.shape == (3, 32, 32) and a.dtype == torch.float32
+    assert not torch.equal(a, datasets.NoiseImages("Gaussian", seed=1)[1234][0])
+    assert a.min() >= 0 and a.max() <= 1 and (a == 0).any() and (a == 1).any()  # clipped
+    uni = datasets.NoiseImages("Uniform", seed=0)[5][0]
+    assert 0 <= uni.min() and uni.max() < 1 and abs(uni.mean().item() - 0.5) < 0.05
+
+
+def test_grey28_to_rgb32_pads_and_replicates():
+    digits = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    out = datasets.grey28_to_rgb32(digits)
+    assert out.shape == (2, 3, 32, 32) and out.dtype == torch.uint8
+    assert torch.equal(out[:, 0], out[:, 2])
+    assert torch.equal(out[1, 1, 2:30, 2:30], torch.from_numpy(digits[1]))
+    assert out[:, :, :2].sum() == 0 and out[:, :, :, 30:].sum() == 0
+
+
+def test_idx_reader_rejects_wrong_files(tmp_path):
+    path = tmp_path / "x.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(np.array([2051, 2, 28, 28], ">u4").tobytes() + b"\0" * 10)
+    with pytest.raises(UserError, match="not an idx3 image file"):
+        datasets.read_idx_images(path)
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(UserError, match="no images found"):
+        datasets.image_folder(tmp_path)
+    (tmp_path / "c").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "c" / "0.png")
+    with pytest.raises(UserError, match="expected 32x32"):
+        datasets.image_folder(tmp_path)
+    (tmp_path / "c" / "0.png").write_bytes(b"broken")
+    with pytest.raises(UserError, match="unreadable image"):
+        datasets.image_folder(tmp_path)
+
+
+def test_unknown_and_unavailable_sets():
+    with pytest.raises(UserError, match="unknown OOD dataset 'SVHN'"):
+        datasets.get_ood_set("SVHN")
+    with pytest.raises(UserError, match="Imagenet_resize is not available here: get it from "
+                       r"https://\S+ \(md5 0f9ff11d45babf2eff5fe12281d1ac31\)"):
+        datasets.ood_dataset("Imagenet_resize")
+    with pytest.raises(UserError, match="cifar100 is not available here.*eb9058c3a382ffc7106e4002c42a8d85"):
+        datasets.cifar("CIFAR-100")
+
+
+def test_tin_recipes():
+    corners = rebuild.crop_corners(10000)
+    assert corners.min() == 0 and corners.max() == 32
+    assert np.array_equal(corners, rebuild.crop_corners(10000))
+    image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint32).reshape(64, 64, 3).astype(np.uint8))
+    crop = np.asarray(rebuild.transform(image, "TIN_crop", (3, 5)))
+    assert np.array_equal(crop, np.asarray(image)[3:35, 5:37])
+    small = np.asarray(rebuild.transform(image, "TIN_resize", None)).astype(int)
+    blocks = np.asarray(image).astype(float).reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
+    assert np.abs(small - blocks).max() <= 1            # a 2x2 box mean, rounded
+
+
+def test_real_sets_have_release_sizes_and_order(installed):
+    isun = datasets.ood_dataset("iSUN")
+    assert len(isun) == 8925
+    # ImageFolder order is string order of file names, as in the release: 0, 1, 10, 100, ...
+    assert [p.rsplit("/", 1)[1] for p, _ in isun.samples[:4]] == \
+        ["0.jpeg", "1.jpeg", "10.jpeg", "100.jpeg"]
+    cifar = datasets.cifar("CIFAR-10")
+    assert len(cifar) == 10000 and np.bincount(cifar.labels).tolist() == [1000] * 10
+    for name in ("MNIST", "FashionMNIST", "TIN_crop", "TIN_resize"):
+        data = datasets.ood_dataset(name)
+        image, _ = data[0]
+        assert len(data) == 10000 and image.shape == (3, 32, 32) and image.dtype == torch.uint8

@@ -1,0 +1,98 @@
+"""Metrics against hand-computed cases, and the paper sweep against the exact values."""
+import numpy as np
+import pytest
+
+from calMetric import (exact_metrics, metric_block, paper_metrics, read_score_file,
+                       run_metrics, sweep_range)
+from paths import UserError
+
+
+def close(result, expected):
+    for name, value in expected.items():
+        assert result[name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_perfect_separation():
+    close(exact_metrics([0.9, 0.8, 0.7, 0.6], [0.5, 0.4]),
+          {"FPR at TPR 95%": 0, "Detection error": 0, "AUROC": 1, "AUPR In": 1, "AUPR Out": 1})
+
+
+def test_inverted_separation():
+    # AUPR In: in-scores ranked last: precision 1/3 at recall 1/2, 2/4 at recall 1.
+    close(exact_metrics([0.1, 0.2], [0.8, 0.9]),
+          {"FPR at TPR 95%": 1, "Detection error": 0.5, "AUROC": 0,
+           "AUPR In": 0.5 / 3 + 0.25, "AUPR Out": 0.5 / 3 + 0.25})
+
+
+def test_identical_scores():
+    close(exact_metrics([0.5] * 3, [0.5] * 2),
+          {"FPR at TPR 95%": 1, "Detection error": 0.5, "AUROC": 0.5,
+           "AUPR In": 3 / 5, "AUPR Out": 2 / 5})
+
+
+def test_ties_and_unequal_sizes():
+    # in = {0.9, 0.5, 0.5}, out = {0.5, 0.1}; worked by hand in the docstring terms:
+    # AUROC = (1 + 1 + .5 + 1 + .5 + 1) / 6; at threshold 0.5 TPR = 1, FPR = 1/2;
+    # detection error min(1/2, 1/3, 1/4, 1/2); AP-in = 1/3 * 1 + 2/3 * 3/4;
+    # AP-out (negated): precision 1 at recall 1/2, 2/4 at recall 1.
+    close(exact_metrics([0.9, 0.5, 0.5], [0.5, 0.1]),
+          {"FPR at TPR 95%": 0.5, "Detection error": 0.25, "AUROC": 5 / 6,
+           "AUPR In": 1 / 3 + 0.5, "AUPR Out": 0.75})
+
+
+def test_fpr95_uses_highest_threshold_reaching_95_percent():
+    ins = np.arange(1, 101) / 100.0          # TPR >= .95 first at threshold 0.06
+    outs = np.array([0.055, 0.065, 0.5])
+    assert exact_metrics(ins, outs)["FPR at TPR 95%"] == pytest.approx(2 / 3)
+
+
+def test_paper_sweep_perfect_and_no_division_by_zero():
+    result = paper_metrics([0.9, 0.8, 0.7, 0.6], [0.5, 0.4], 0.1, 1.0)
+    close(result, {"FPR at TPR 95%": 0, "Detection error": 0, "AUROC": 1})
+    # No threshold has TPR in [0.9495, 0.9505] for two in-scores: nearest is used.
+    same = paper_metrics([0.5, 0.5], [0.5, 0.5], 0.1, 1.0)
+    assert np.isfinite(list(same.values())).all()
+    assert same["FPR at TPR 95%"] == pytest.approx(1.0)
+
+
+def test_paper_sweep_close_to_exact_on_realistic_scores():
+    rng = np.random.default_rng(0)
+    ins = 1 / (1 + np.exp(-rng.normal(3, 1, 4000)))
+    outs = 1 / (1 + np.exp(-rng.normal(1, 1.2, 3000)))   # unequal sizes
+    exact = exact_metrics(ins, outs)
+    paper = paper_metrics(ins, outs, *sweep_range(np.r_[ins, outs]))
+    for name in exact:
+        # FPR95 averages over the TPR window [0.9495, 0.9505]: a little looser
+        assert paper[name] == pytest.approx(exact[name], abs=5e-3 if "FPR" in name else 2e-3), name
+
+
+def test_sweep_range_release_cases_and_any_temperature():
+    assert sweep_range(np.array([0.1001, 0.11]), 10, 1000) == (0.1, 0.12)
+    start, end = sweep_range(np.array([0.2, 0.7]), 10, 7)     # T the release never used
+    assert start == 0.2 and end > 0.7
+    assert sweep_range(np.array([0.1, 0.13]), 10, 1000)[1] > 0.13  # grows to cover scores
+
+
+def test_score_files_roundtrip_and_block(tmp_path):
+    for method, ins, outs in (("Base", [0.9, 0.8], [0.3, 0.2]), ("Our", [0.11, 0.12], [0.1, 0.1])):
+        for side, values in (("In", ins), ("Out", outs)):
+            t = 1000 if method == "Our" else 1000
+            (tmp_path / f"confidence_{method}_{side}.txt").write_text(
+                "".join(f"{t}, 0.0014, {v}\n" for v in values))
+    result = run_metrics(tmp_path)
+    assert result["Baseline"]["AUROC"] == 1.0 and result["ODIN"]["AUROC"] == 1.0
+    block = metric_block(result, "DenseNet-BC-100", "CIFAR-10", "iSUN")
+    assert block.splitlines()[0] == "Neural network architecture:          DenseNet-BC-100"
+    assert block.splitlines()[5] == "FPR at TPR 95%:               0.0%               0.0%"
+
+
+def test_bad_score_files(tmp_path):
+    bad = tmp_path / "x.txt"
+    bad.write_text("1000, 0.0014\n")
+    with pytest.raises(UserError, match="expected lines"):
+        read_score_file(bad)
+    bad.write_text("")
+    with pytest.raises(UserError):
+        read_score_file(bad)
+    with pytest.raises(UserError, match="unreadable"):
+        read_score_file(tmp_path / "missing.txt")
