@@ -103,6 +103,13 @@ def _installed(item_name):
     return path
 
 
+def pixel_arrays(dataset):
+    """The images and labels of an in-memory dataset (for content hashing)."""
+    if isinstance(dataset, ArrayImages):
+        return dataset.images.numpy(), np.asarray(dataset.labels)
+    return dataset.data, np.asarray(dataset.targets)  # torchvision's CIFAR10 / CIFAR100
+
+
 def cifar(in_dataset):
     """The CIFAR-10 or CIFAR-100 test set in its original order."""
     if in_dataset == "CIFAR-10":
