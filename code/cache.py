@@ -1,9 +1,11 @@
 """On-disk cache of in-distribution scores, reused across OOD sets.
 
 The in-distribution side of a run depends only on the model weights, the
-images, their indices and (T, eps): the key hashes all of them, so a change of
-any recomputes. Each entry stores a checksum of its arrays; an entry that does
-not load or does not match is reported, recomputed and replaced, never trusted.
+images and (T, eps): the key hashes all of them, so a change of any recomputes.
+An entry holds the scores of a contiguous range of image indices and serves any
+range inside it (iSUN's 1,000..8,924 comes from the 1,000..9,999 of the other
+sets). Each entry stores a checksum of its arrays; an entry that does not load
+or does not match is reported, recomputed and replaced, never trusted.
 """
 import hashlib
 import json
@@ -38,34 +40,40 @@ def _checksum(scores):
 
 
 def load(key):
+    """(first index, Scores) of a valid entry, else None."""
     path = CACHE_DIR / f"{key}.npz"
     if not path.exists():
         return None
     try:
         with np.load(path) as npz:
             scores = Scores(*(npz[f] for f in FIELDS))
-            stored = str(npz["checksum"])
+            stored, first = str(npz["checksum"]), int(npz["first"])
     except Exception as e:  # any unreadable file is a corrupt entry
         print(f"Note: cache entry {path.name} is unreadable ({type(e).__name__}); recomputing")
         return None
     if stored != _checksum(scores):
         print(f"Note: cache entry {path.name} fails its checksum; recomputing")
         return None
-    return scores
+    return first, scores
 
 
-def save(key, scores):
+def save(key, first, scores):
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tmp = CACHE_DIR / f"{key}.tmp.npz"
-    np.savez(tmp, checksum=_checksum(scores), **{f: getattr(scores, f) for f in FIELDS})
+    np.savez(tmp, checksum=_checksum(scores), first=first,
+             **{f: getattr(scores, f) for f in FIELDS})
     os.replace(tmp, CACHE_DIR / f"{key}.npz")
 
 
-def cached(key, compute, refresh=False):
-    """(``compute()``'s Scores, reused?): from the cache when a valid entry exists."""
-    scores = None if refresh else load(key)
-    if scores is None:
-        scores = compute()
-        save(key, scores)
-        return scores, False
-    return scores, True
+def cached(key, indices, compute, refresh=False):
+    """(Scores of the images ``indices`` (a range), reused?): from an entry covering them,
+    else ``compute(indices)``, which then becomes the entry unless a larger one exists."""
+    entry = None if refresh else load(key)
+    if entry is not None:
+        first, scores = entry
+        if first <= indices.start and indices.stop <= first + len(scores):
+            return scores.take(slice(indices.start - first, indices.stop - first)), True
+    scores = compute(indices)
+    if entry is None or len(scores) >= len(entry[1]):
+        save(key, indices.start, scores)
+    return scores, False

@@ -33,6 +33,14 @@ class Scores:
     predictions: np.ndarray   # argmax of the clean logits
     labels: np.ndarray        # dataset labels (-1 where there are none)
 
+    def __len__(self):
+        return len(self.odin)
+
+    def take(self, part):
+        """The scores of the images in ``part`` (a slice)."""
+        return Scores(self.baseline[part], self.odin[part], self.predictions[part],
+                      self.labels[part])
+
 
 def odin_batch(model, inputs, temperature, epsilon, std):
     """Baseline scores, ODIN scores and predictions for a batch of normalised inputs."""
@@ -60,19 +68,34 @@ def normaliser(mean, std, device):
     return normalise, std
 
 
+def pad_to(images, size):
+    """``images`` with zero images appended up to ``size`` (keeps a compiled graph's shape)."""
+    missing = size - len(images)
+    if missing <= 0:
+        return images
+    return torch.cat([images, images.new_zeros((missing,) + images.shape[1:])])
+
+
 def score_dataset(model, dataset, mean, std, temperature, epsilon, device,
-                  batch_size=64, desc="scoring", num_workers=0):
-    """ODIN-score every image of ``dataset``, streaming it in batches."""
+                  batch_size=32, desc="scoring", num_workers=0, static_shape=False):
+    """ODIN-score every image of ``dataset``, streaming it in batches.
+
+    ``static_shape`` pads the last batch to ``batch_size`` (images are scored
+    independently, so padding changes no score) for a model compiled for one shape.
+    """
     normalise, std_t = normaliser(mean, std, device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=torch.device(device).type == "cuda")
     parts = []
     with tqdm(total=len(dataset), desc=desc, unit="img", dynamic_ncols=True) as bar:
         for images, labels in loader:
+            count = len(images)
+            if static_shape:
+                images = pad_to(images, batch_size)
             base, odin, pred = odin_batch(model, normalise(images), temperature, epsilon, std_t)
-            parts.append((base.cpu().numpy(), odin.cpu().numpy(), pred.cpu().numpy(),
-                          np.asarray(labels)))
-            bar.update(len(images))
+            parts.append((base[:count].cpu().numpy(), odin[:count].cpu().numpy(),
+                          pred[:count].cpu().numpy(), np.asarray(labels)))
+            bar.update(count)
     if not parts:
         empty = np.zeros(0, dtype=np.float32)
         return Scores(empty, empty, empty.astype(np.int64), empty.astype(np.int64))

@@ -9,7 +9,6 @@ As in the release, the first --skip (1,000) images of each set are held out
     python main.py --nn densenet10 --out_dataset iSUN --magnitude 0.0014 --temperature 1000 --gpu 0
 """
 import argparse
-import functools
 import json
 import math
 import sys
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `python code/main
 
 import torch  # noqa: E402
 from torch.utils.data import Subset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 import cache  # noqa: E402
 import calData  # noqa: E402
@@ -60,6 +60,9 @@ def build_parser():
                              "100,000-threshold sweep")
     parser.add_argument("--out-dir", type=Path,
                         help="run folder for the score files (default: runs/<settings>)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the model: auto = on the CPU for runs of at least "
+                             f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute the in-distribution scores even when runs/.cache "
                              "holds them for these settings (and refresh the entry)")
@@ -130,7 +133,7 @@ def report_accuracy(args, device):
     correct = 0
     loader = torch.utils.data.DataLoader(dataset, batch_size=max(args.batch_size, 256))
     with torch.inference_mode():
-        for images, labels in calData.tqdm(loader, desc="accuracy", unit="batch"):
+        for images, labels in tqdm(loader, desc="accuracy", unit="batch"):
             correct += (model(normalise(images)).argmax(1).cpu() == labels).sum().item()
     print(f"{args.nn} accuracy on all {len(dataset)} {spec.in_dataset} test images: "
           f"{100 * correct / len(dataset):.2f}%")
@@ -139,12 +142,12 @@ def report_accuracy(args, device):
 def in_distribution_scores(model, spec, ind, indices, args, device, common):
     """Scores of the in-distribution images, cached on disk across OOD sets."""
     key = cache.key_of(model=sha256_of(spec.path), data=cache.digest(*pixel_arrays(ind)),
-                       indices=[indices.start, indices.stop], mean=spec.mean, std=spec.std,
-                       temperature=args.temperature, epsilon=args.magnitude,
-                       device=torch.device(device).type)
-    compute = functools.partial(calData.score_dataset, model, Subset(ind, indices),
-                                desc=spec.in_dataset, **common)
-    scores, reused = cache.cached(key, compute, refresh=args.no_cache)
+                       mean=spec.mean, std=spec.std, temperature=args.temperature,
+                       epsilon=args.magnitude, device=torch.device(device).type)
+
+    def compute(wanted):
+        return calData.score_dataset(model, Subset(ind, wanted), desc=spec.in_dataset, **common)
+    scores, reused = cache.cached(key, indices, compute, refresh=args.no_cache)
     if reused:
         print(f"{spec.in_dataset} scores reused from runs/.cache/{key}.npz (--no-cache recomputes)")
     return scores
@@ -171,13 +174,15 @@ def run(args):
     if score_dir.exists() and any(score_dir.iterdir()):
         print(f"Note: replacing the score files of an earlier run in {score_dir}")
 
-    model = runtime.prepare_model(load_model(args.nn, device)[0], device)
+    compiled = runtime.should_compile(args.compile, device, 2 * len(indices))
+    model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled)
     print(f"{args.nn} on {device}: {len(indices)} {spec.in_dataset} and {len(indices)} "
           f"{args.out_dataset} images (indices {args.skip}..{stop - 1}), "
           f"T={args.temperature}, eps={args.magnitude}")
     started = time.time()
     common = dict(mean=spec.mean, std=spec.std, temperature=args.temperature,
-                  epsilon=args.magnitude, device=device, batch_size=args.batch_size)
+                  epsilon=args.magnitude, device=device, batch_size=args.batch_size,
+                  static_shape=compiled)
     in_scores = in_distribution_scores(model, spec, ind, indices, args, device, common)
     out_scores = calData.score_dataset(model, Subset(ood, indices), desc=args.out_dataset, **common)
     elapsed = time.time() - started

@@ -97,3 +97,12 @@ def test_score_files_in_release_format(tmp_path):
         "1000, 0.0014, 0.1001\n1000, 0.0014, 0.10002\n"
     calData.write_score_file(tmp_path / "eps0.txt", 1000, 0.0, scores.baseline)
     assert (tmp_path / "eps0.txt").read_text().startswith("1000, 0.0, 0.9\n")
+
+
+def test_padding_last_batch_changes_no_score(small_net):
+    data = TensorDataset(torch.rand(7, 3, 32, 32), torch.arange(7))
+    plain = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3)
+    padded = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3,
+                                   static_shape=True)
+    assert len(padded) == 7 and np.allclose(plain.odin, padded.odin, atol=1e-7)
+    assert np.array_equal(padded.labels, np.arange(7))

@@ -1,0 +1,172 @@
+"""Benchmark ODIN scoring side by side: the release's loop, pytorch-ood, ours, and a plain forward.
+
+Same device, model (the authors' densenet10), T, eps and images (CIFAR-10 test
+images from index 1,000) for every row; each row runs in a fresh child process
+so that its peak memory is its own. Rows:
+
+  a  release loop   batch 1, weight gradients on (what the release does), written here
+  b  pytorch-ood    pytorch_ood.detector.ODIN, as documented (model weights trainable);
+                    needs `pip install --no-deps pytorch-ood` (benchmark only)
+  c  ours           calData.score_dataset with the settings main.py picks for a full
+                    run (9,000 + 9,000 images): channels_last, and torch.compile on the
+                    CPU; its one-off warm-up (compilation) is printed, not timed
+  d  forward        one batched forward pass in inference mode: the roofline;
+                    ODIN needs about three forward-equivalents, so d/3 is its floor
+
+    python scripts/bench.py --n 256 [--device cuda]
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CODE = Path(__file__).resolve().parent.parent / "code"
+sys.path.insert(0, str(CODE))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import calData  # noqa: E402
+import runtime  # noqa: E402
+from datasets import cifar  # noqa: E402
+from models import load_model  # noqa: E402
+
+T, EPS = 1000, 0.0014
+ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
+        "c": "ours (main.py settings)", "d": "forward only (inference mode)"}
+
+
+def images(n):
+    data = cifar("CIFAR-10")
+    return torch.stack([data[i][0] for i in range(1000, 1000 + n)])
+
+
+def release_loop(model, batch, mean, std, device):
+    """One image at a time with weight gradients on, as the release does it."""
+    model.requires_grad_(True)
+    normalise, std_t = calData.normaliser(mean, std, device)
+    odin = []
+    for image in batch:
+        x = normalise(image[None]).requires_grad_(True)
+        logits = model(x)
+        label = logits.detach().argmax(1)
+        F.cross_entropy(logits / T, label).backward()
+        signed = (torch.ge(x.grad, 0).float() - 0.5) * 2
+        perturbed = x.detach() - EPS * signed / std_t
+        odin.append(F.softmax(model(perturbed).detach() / T, 1).max(1).values.cpu())
+    return torch.cat(odin).numpy()
+
+
+def pytorch_ood(model, batch, mean, std, device, batch_size):
+    from pytorch_ood.detector import ODIN
+    model.requires_grad_(True)
+    detector = ODIN(model, criterion=F.cross_entropy, eps=EPS, temperature=T, norm_std=list(std))
+    normalise, _ = calData.normaliser(mean, std, device)
+    for start in range(0, len(batch), batch_size):
+        detector.predict(normalise(batch[start:start + batch_size]))
+
+
+def forward_only(model, batch, mean, std, device, batch_size):
+    normalise, _ = calData.normaliser(mean, std, device)
+    with torch.inference_mode():
+        for start in range(0, len(batch), batch_size):
+            model(normalise(batch[start:start + batch_size])).softmax(1).max(1)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def worker(row, n, device, batch_size, scores_path):
+    """Time one row in this process; print a JSON line."""
+    runtime.configure_allocator()
+    device = torch.device(device)
+    model, spec = load_model("densenet10", device)
+    compiled = row == "c" and runtime.should_compile("auto", device, 18000)
+    if row != "a":
+        model = runtime.prepare_model(model, device, compiled)
+    batch = images(n)
+    warm = batch[:batch_size]
+    run = {
+        "a": lambda b: release_loop(model, b, spec.mean, spec.std, device),
+        "b": lambda b: pytorch_ood(model, b, spec.mean, spec.std, device, batch_size),
+        "c": lambda b: calData.score_dataset(
+            model, torch.utils.data.TensorDataset(b, torch.zeros(len(b))), spec.mean, spec.std,
+            T, EPS, device, batch_size=batch_size, desc="ours", static_shape=compiled).odin,
+        "d": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),
+    }[row]
+    started = time.perf_counter()
+    run(warm[:2] if row == "a" else warm)
+    sync(device)
+    warm_up = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    scores = run(batch)
+    sync(device)
+    seconds = time.perf_counter() - started
+    if scores is not None:
+        np.save(scores_path, np.asarray(scores))
+    peak = (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps({"row": row, "seconds": seconds, "images_per_s": n / seconds,
+                      "peak_mb": peak, "warm_up_s": warm_up, "compiled": compiled}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=256, help="images per row (default 256)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="batch size of rows b, c, d (default 32, main.py's default)")
+    parser.add_argument("--rows", default="abcd", help="which rows to run (default abcd)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--scores", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.n, args.device, args.batch_size, args.scores)
+
+    device = torch.device(args.device)
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")
+    print(f"device: {name}; torch {torch.__version__}; densenet10; {args.n} CIFAR-10 images; "
+          f"T={T}, eps={EPS}; batch {args.batch_size} (row a: 1)")
+    results, tmp = {}, Path(tempfile.mkdtemp())
+    for row in args.rows:
+        cmd = [sys.executable, __file__, "--worker", row, "--n", str(args.n), "--device",
+               args.device, "--batch-size", str(args.batch_size), "--scores", str(tmp / row)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode or not lines:
+            reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+            print(f"  {row}  {ROWS[row]:40} not run: {reason}")
+            continue
+        results[row] = json.loads(lines[-1])
+        r = results[row]
+        note = f"  (compiled; warm-up {r['warm_up_s']:.0f} s)" if r["compiled"] else ""
+        print(f"  {row}  {ROWS[row]:40} {r['images_per_s']:8.1f} img/s  {r['seconds']:7.1f} s  "
+              f"peak {r['peak_mb']:7.0f} MB{note}")
+    speed = {row: r["images_per_s"] for row, r in results.items()}
+    if "c" in speed:
+        for other, label in (("a", "c/a"), ("b", "c/b")):
+            if other in speed:
+                print(f"  {label:10} {speed['c'] / speed[other]:6.2f}x")
+        if "d" in speed:
+            print(f"  c/(d/3)    {speed['c'] / (speed['d'] / 3):6.2f}x")
+    if (tmp / "a.npy").exists() and (tmp / "c.npy").exists():
+        diff = np.abs(np.load(tmp / "a.npy") - np.load(tmp / "c.npy")).max()
+        print(f"  scores: max |c - a| = {diff:.2e} ({'equal' if diff <= 1e-5 else 'DIFFERENT'}"
+              " within 1e-5)")
+
+
+if __name__ == "__main__":
+    main()
