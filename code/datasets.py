@@ -99,7 +99,7 @@ def _installed(item_name):
     item = fetch.ITEMS_BY_NAME[item_name]
     path = fetch.installed_path(item)
     if path is None:
-        raise UserError(fetch.unavailable_message(item) + " (then run scripts/get_data.sh)")
+        raise UserError(fetch.unavailable_message(item))
     return path
 
 

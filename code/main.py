@@ -39,6 +39,17 @@ def build_parser():
                         help=f"OOD set: {', '.join(OOD_SETS)} (default Imagenet)")
     parser.add_argument("--magnitude", default=0.0014, type=float,
                         help="perturbation magnitude eps, in [0,1] pixel units (default 0.0014)")
+    add_run_flags(parser)
+    parser.add_argument("--out-dir", type=Path,
+                        help="run folder for the score files (default: runs/<settings>)")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="only report the classifier's accuracy on the whole "
+                             "in-distribution test set, then stop")
+    return parser
+
+
+def add_run_flags(parser):
+    """The flags main.py shares with table.py."""
     parser.add_argument("--temperature", default=1000, type=float,
                         help="temperature T > 0 (default 1000)")
     parser.add_argument("--gpu", default=0, type=int,
@@ -58,18 +69,12 @@ def build_parser():
     parser.add_argument("--metrics", choices=("exact", "paper"), default="exact",
                         help="exact threshold-free metrics (default) or the release's "
                              "100,000-threshold sweep")
-    parser.add_argument("--out-dir", type=Path,
-                        help="run folder for the score files (default: runs/<settings>)")
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="torch.compile the model: auto = on the CPU for runs of at least "
                              f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute the in-distribution scores even when runs/.cache "
                              "holds them for these settings (and refresh the entry)")
-    parser.add_argument("--accuracy-only", action="store_true",
-                        help="only report the classifier's accuracy on the whole "
-                             "in-distribution test set, then stop")
-    return parser
 
 
 def check_args(args):
@@ -153,12 +158,8 @@ def in_distribution_scores(model, spec, ind, indices, args, device, common):
     return scores
 
 
-def run(args):
-    check_args(args)
-    device = pick_device(args.gpu, args.device)
-    runtime.configure_allocator()
-    if args.accuracy_only:
-        return report_accuracy(args, device)
+def plan(args):
+    """(model spec, OOD spec, OOD dataset, in-distribution dataset, indices to score)."""
     spec, ood_spec = get_spec(args.nn), get_ood_set(args.out_dataset)
     ood = ood_dataset(args.out_dataset, args.seed)
     ind = cifar(spec.in_dataset)
@@ -168,16 +169,18 @@ def run(args):
     if stop <= args.skip:
         raise UserError(f"nothing to score: {args.out_dataset} has {len(ood)} images and "
                         f"--skip is {args.skip}")
-    indices = range(args.skip, stop)
+    return spec, ood_spec, ood, ind, range(args.skip, stop)
+
+
+def score_pair(model, compiled, planned, args, device):
+    """Score both sides of one run, write its folder; return (folder, run info, metrics)."""
+    spec, ood_spec, ood, ind, indices = planned
     folder = run_folder(args)
     score_dir = folder / calMetric.SCORE_DIR
     if score_dir.exists() and any(score_dir.iterdir()):
         print(f"Note: replacing the score files of an earlier run in {score_dir}")
-
-    compiled = runtime.should_compile(args.compile, device, 2 * len(indices))
-    model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled)
     print(f"{args.nn} on {device}: {len(indices)} {spec.in_dataset} and {len(indices)} "
-          f"{args.out_dataset} images (indices {args.skip}..{stop - 1}), "
+          f"{args.out_dataset} images (indices {indices.start}..{indices.stop - 1}), "
           f"T={args.temperature}, eps={args.magnitude}")
     started = time.time()
     common = dict(mean=spec.mean, std=spec.std, temperature=args.temperature,
@@ -191,15 +194,28 @@ def run(args):
     info = dict(nn=args.nn, architecture=spec.label, in_dataset=spec.in_dataset,
                 num_classes=spec.num_classes, out_dataset=args.out_dataset,
                 out_label=ood_spec.label, temperature=args.temperature, epsilon=args.magnitude,
-                seed=args.seed, first_index=args.skip, images_per_side=len(indices),
+                seed=args.seed, first_index=indices.start, images_per_side=len(indices),
                 accuracy=accuracy(in_scores), device=str(device), seconds=round(elapsed, 1))
     (folder / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+    return folder, info, calMetric.run_metrics(folder, args.metrics, spec.num_classes)
 
-    result = calMetric.run_metrics(folder, args.metrics, spec.num_classes)
+
+def run(args):
+    check_args(args)
+    device = pick_device(args.gpu, args.device)
+    runtime.configure_allocator()
+    if args.accuracy_only:
+        return report_accuracy(args, device)
+    planned = plan(args)
+    spec, ood_spec, indices = planned[0], planned[1], planned[4]
+    compiled = runtime.should_compile(args.compile, device, 2 * len(indices))
+    model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled)
+    folder, info, result = score_pair(model, compiled, planned, args, device)
     print(calMetric.metric_block(result, spec.label, spec.in_dataset, ood_spec.label))
     print(f"\nClassifier accuracy on the {len(indices)} {spec.in_dataset} images scored: "
           f"{100 * info['accuracy']:.2f}%")
-    print(f"Metrics: {args.metrics}. Scores in {score_dir} ({elapsed:.0f} s of scoring).")
+    print(f"Metrics: {args.metrics}. Scores in {folder / calMetric.SCORE_DIR} "
+          f"({info['seconds']:.0f} s of scoring).")
 
 
 def main(argv=None):
