@@ -5,7 +5,6 @@ weights. Checkpoints are read with ``torch.load(weights_only=True)``; a full
 pickle (the ODIN release's format) is unpickled only when its sha256 is that of
 a known release file, because unpickling runs arbitrary code.
 """
-import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -14,6 +13,7 @@ import torch
 
 from cifar_resnet import CifarResNet
 from densenet import DenseNet3
+from fetch import file_digest
 from paths import MODELS_DIR, UserError
 from wideresnet import WideResNet
 
@@ -103,11 +103,7 @@ def get_spec(name):
 
 
 def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_checkpoint(path):
