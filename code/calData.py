@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-SCORE_FILES = {("Base", "In"), ("Base", "Out"), ("Our", "In"), ("Our", "Out")}
+SCORE_FILES = (("Base", "In"), ("Base", "Out"), ("Our", "In"), ("Our", "Out"))
 
 
 @dataclass
@@ -120,7 +120,7 @@ def write_score_file(path, temperature, epsilon, scores):
 def write_scores(folder, temperature, epsilon, in_scores, out_scores):
     """The release's four score files in ``folder``."""
     os.makedirs(folder, exist_ok=True)
-    for method, side in sorted(SCORE_FILES):
+    for method, side in SCORE_FILES:
         scores = in_scores if side == "In" else out_scores
         values = scores.baseline if method == "Base" else scores.odin
         write_score_file(os.path.join(folder, f"confidence_{method}_{side}.txt"),

@@ -235,9 +235,14 @@ def _install(item, source, path):
 
 
 def ensure(item, quiet=False):
-    """Install ``item`` unless it already is; raise Unavailable if no source works."""
+    """Install ``item`` unless it already is; raise Unavailable if no source works.
+
+    An installed single file is verified again (a folder was verified as its archive)."""
     done = installed_path(item)
     if done:
+        source = next(s for s in item.sources if s.dest == done)
+        if done.is_file() and not source.member:
+            verify(done, source)
         return done
     reasons = []
     with tempfile.TemporaryDirectory() as workdir:

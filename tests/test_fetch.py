@@ -74,3 +74,14 @@ def test_every_mirror_checksum_matches_shared_sha256sums():
                 assert sums[s.location] == s.digest, s.location
                 checked += 1
     assert checked >= 10
+
+
+def test_installed_file_that_went_corrupt_is_named(mirror, tmp_path):
+    data = b"payload"
+    (mirror / "f.bin").write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    item = fetch.Item("f", (fetch.Source("mirror", "f.bin", "md5", md5, tmp_path / "f.bin"),))
+    installed = fetch.ensure(item, quiet=True)
+    installed.write_bytes(data[:3])                       # truncated after installation
+    with pytest.raises(UserError, match=rf"f.bin: corrupt or truncated .*expected {md5}"):
+        fetch.ensure(item, quiet=True)
