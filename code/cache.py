@@ -35,34 +35,51 @@ def key_of(**parts):
                                      default=str).encode()).hexdigest()[:32]
 
 
-def _checksum(scores):
-    return digest(*(getattr(scores, f) for f in FIELDS))
-
-
-def load(key):
-    """(first index, Scores) of a valid entry, else None."""
+def _load_arrays(key):
+    """The arrays of a valid entry, else None (a bad entry is reported, never trusted)."""
     path = CACHE_DIR / f"{key}.npz"
     if not path.exists():
         return None
     try:
         with np.load(path) as npz:
-            scores = Scores(*(npz[f] for f in FIELDS))
-            stored, first = str(npz["checksum"]), int(npz["first"])
+            arrays = {name: npz[name] for name in npz.files}
     except Exception as e:  # any unreadable file is a corrupt entry
         print(f"Note: cache entry {path.name} is unreadable ({type(e).__name__}); recomputing")
         return None
-    if stored != _checksum(scores):
+    stored = str(arrays.pop("checksum", ""))
+    if stored != digest(*(arrays[name] for name in sorted(arrays))):
         print(f"Note: cache entry {path.name} fails its checksum; recomputing")
         return None
-    return first, scores
+    return arrays
+
+
+def _save_arrays(key, **arrays):
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE_DIR / f"{key}.tmp.npz"
+    np.savez(tmp, checksum=digest(*(arrays[name] for name in sorted(arrays))), **arrays)
+    os.replace(tmp, CACHE_DIR / f"{key}.npz")
+
+
+def load(key):
+    """(first index, Scores) of a valid entry, else None."""
+    arrays = _load_arrays(key)
+    if arrays is None:
+        return None
+    return int(arrays["first"]), Scores(*(arrays[f] for f in FIELDS))
 
 
 def save(key, first, scores):
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE_DIR / f"{key}.tmp.npz"
-    np.savez(tmp, checksum=_checksum(scores), first=first,
-             **{f: getattr(scores, f) for f in FIELDS})
-    os.replace(tmp, CACHE_DIR / f"{key}.npz")
+    _save_arrays(key, first=np.asarray(first), **{f: getattr(scores, f) for f in FIELDS})
+
+
+def cached_array(key, compute):
+    """``compute()``'s array, from the cache when a valid entry exists."""
+    arrays = _load_arrays(key)
+    if arrays is not None:
+        return arrays["values"]
+    values = compute()
+    _save_arrays(key, values=values)
+    return values
 
 
 def cached(key, indices, compute, refresh=False):

@@ -132,6 +132,7 @@ class OODSet:
     label: str       # as the metric block prints it
     kind: str        # 'release', 'rebuilt', 'noise', 'idx'
     origin: str
+    tuning_only: bool = False   # a validation OOD set: never a row of a results table
 
 
 OOD_SETS = {s.name: s for s in [
@@ -146,6 +147,9 @@ OOD_SETS = {s.name: s for s in [
            "rebuilt from the Tiny-ImageNet test split (code/rebuild.py)"),
     OODSet("TIN_resize", "Tiny-ImageNet (resize, rebuilt)", "rebuilt",
            "rebuilt from the Tiny-ImageNet test split (code/rebuild.py)"),
+    OODSet("TIN_val", "Tiny-ImageNet val (resize)", "rebuilt",
+           "Tiny-ImageNet validation split resized (code/rebuild.py); for tuning only",
+           tuning_only=True),
     OODSet("MNIST", "MNIST", "idx", "MNIST test set"),
     OODSet("FashionMNIST", "Fashion-MNIST", "idx", "Fashion-MNIST test set"),
 ]}
@@ -166,7 +170,7 @@ def ood_dataset(name, seed=0):
         return image_folder(_installed(name))
     if spec.kind == "rebuilt":
         import rebuild
-        _installed("tinyimagenet-test")
+        _installed("tinyimagenet-val" if name == "TIN_val" else "tinyimagenet-test")
         return image_folder(rebuild.build(name))
     family = "mnist" if name == "MNIST" else "fashion-mnist"
     images = read_idx_images(_installed(f"{family}-images"))

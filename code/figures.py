@@ -93,3 +93,20 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
+    """Held-out FPR95 over the (T, eps) grid, the chosen cell marked."""
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    image = ax.imshow(100 * np.asarray(fpr), aspect="auto", cmap="viridis_r", origin="lower")
+    ax.set_xticks(range(len(epsilons)), [f"{e:g}" for e in epsilons], rotation=60, fontsize=7)
+    ax.set_yticks(range(len(temperatures)), [str(t) for t in temperatures])
+    ax.plot(chosen[1], chosen[0], marker="*", color="red", markersize=14,
+            label=f"chosen: T = {temperatures[chosen[0]]}, ε = {epsilons[chosen[1]]:g}")
+    ax.set(xlabel="perturbation magnitude ε", ylabel="temperature T", title=title)
+    ax.title.set_fontsize(9)
+    fig.colorbar(image, ax=ax, label="FPR at 95% TPR (%)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

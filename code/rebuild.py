@@ -13,6 +13,10 @@ recipe, deterministically, and are named differently (``TIN_crop``,
   ``numpy.random.default_rng(0).integers(0, 33, size=(10000, 2))`` (row, col);
 * resize: PIL's BOX filter, which for 64 -> 32 is the exact mean of each 2x2 block;
 * saved as lossless PNG, ``<set>/test/<i:05d>.png``, so ImageFolder order is index order.
+
+``TIN_val`` is the same resize recipe applied to the 10,000 Tiny-ImageNet
+*validation* images (``val_0 .. val_9999``): an OOD set for choosing T and eps
+that no test set shares an image with (tune.py's transfer mode).
 """
 import shutil
 import tempfile
@@ -27,13 +31,13 @@ from paths import DATA_DIR
 
 SEED = 0
 SIZE = 32
-RECIPES = ("TIN_crop", "TIN_resize")
+RECIPES = ("TIN_crop", "TIN_resize", "TIN_val")
 
 
-def tin_test_images():
-    """Paths of the 10,000 Tiny-ImageNet test images, in index order."""
-    folder = ensure(ITEMS_BY_NAME["tinyimagenet-test"], quiet=True) / "test" / "images"
-    return [folder / f"test_{i}.JPEG" for i in range(10000)]
+def tin_images(split):
+    """Paths of the 10,000 Tiny-ImageNet images of ``split`` ('test' or 'val'), in index order."""
+    folder = ensure(ITEMS_BY_NAME[f"tinyimagenet-{split}"], quiet=True) / split / "images"
+    return [folder / f"{split}_{i}.JPEG" for i in range(10000)]
 
 
 def crop_corners(count, seed=SEED, full=64):
@@ -52,7 +56,7 @@ def build(recipe):
     dest = DATA_DIR / recipe
     if (dest / STAMP).is_file():
         return dest
-    sources = tin_test_images()
+    sources = tin_images("val" if recipe == "TIN_val" else "test")
     corners = crop_corners(len(sources))
     staging = Path(tempfile.mkdtemp(dir=DATA_DIR, prefix=f".{recipe}-"))
     try:
@@ -62,7 +66,7 @@ def build(recipe):
                                                 unit="img", leave=False)):
             with Image.open(path) as image:
                 transform(image.convert("RGB"), recipe, corner).save(out / f"{i:05d}.png")
-        (staging / STAMP).write_text(f"rebuilt from Tiny-ImageNet test, seed {SEED}\n")
+        (staging / STAMP).write_text(f"{recipe}: rebuilt from Tiny-ImageNet, seed {SEED}\n")
         if dest.exists():
             shutil.rmtree(dest)
         staging.replace(dest)

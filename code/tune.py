@@ -86,3 +86,107 @@ def choose(fpr, auroc, temperatures=TEMPERATURES, epsilons=EPSILONS):
              for ti in range(len(temperatures)) for ei in range(len(epsilons))]
     best = min(cells)
     return best[3], best[2]
+
+
+# ---- the command line: choose (T, eps) for one model by one of three protocols ----
+
+MODES = {
+    "paper": "the OOD set's own held-out images (the paper's protocol)",
+    "transfer": "Tiny-ImageNet validation images resized (TIN_val), never a test set",
+    "no-ood": "synthetic noise only: held-out Uniform and Gaussian images, half each",
+}
+
+
+def tuning_ood(mode, out_dataset, count, seed):
+    """The held-out OOD images that ``mode`` tunes on (indices below ``count``)."""
+    from torch.utils.data import ConcatDataset, Subset
+
+    from datasets import ood_dataset
+    if mode == "paper":
+        return Subset(ood_dataset(out_dataset, seed), range(count)), out_dataset
+    if mode == "transfer":
+        return Subset(ood_dataset("TIN_val", seed), range(count)), "TIN_val"
+    half = count // 2
+    return ConcatDataset([Subset(ood_dataset("Uniform", seed), range(half)),
+                          Subset(ood_dataset("Gaussian", seed), range(count - half))]), "noise"
+
+
+def main(argv=None):
+    import argparse
+    import json
+    import sys
+    from torch.utils.data import Subset
+
+    import cache
+    import figures
+    import main as cli
+    import runtime
+    from datasets import cifar, pixel_arrays
+    from models import load_model, sha256_of
+    from paths import ROOT, UserError
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nn", default="densenet10", metavar="MODEL")
+    parser.add_argument("--out_dataset", default="iSUN", metavar="SET",
+                        help="the OOD set (used by --mode paper only)")
+    parser.add_argument("--mode", choices=MODES, default="paper",
+                        help="; ".join(f"{k}: {v}" for k, v in MODES.items()))
+    parser.add_argument("--tune-images", type=int, default=1000,
+                        help="held-out images per side, from index 0 (default 1000, the paper's)")
+    for flag, default in (("--gpu", 0), ("--batch-size", 32), ("--seed", 0)):
+        parser.add_argument(flag, type=int, default=default)
+    parser.add_argument("--device")
+    args = parser.parse_args(argv)
+    try:
+        if not 1 <= args.tune_images <= 1000:
+            raise UserError("--tune-images must be in 1..1000 (the held-out images)")
+        device = cli.pick_device(args.gpu, args.device)
+        runtime.configure_allocator()
+        model, spec = load_model(args.nn, device)
+        model = runtime.prepare_model(model, device)
+        ind = cifar(spec.in_dataset)
+        ood, ood_name = tuning_ood(args.mode, args.out_dataset, args.tune_images, args.seed)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    common = dict(model=model, mean=spec.mean, std=spec.std, device=device,
+                  batch_size=args.batch_size)
+    base_key = dict(model=sha256_of(spec.path), count=args.tune_images, device=device.type,
+                    temperatures=TEMPERATURES, epsilons=EPSILONS, seed=args.seed)
+    in_key = cache.key_of(grid="in", data=cache.digest(*pixel_arrays(ind)), **base_key)
+    in_grid = cache.cached_array(in_key, lambda: grid_scores(
+        dataset=Subset(ind, range(args.tune_images)), desc=f"{spec.in_dataset} grid", **common))
+    out_key = cache.key_of(grid="out", ood=ood_name, **base_key)
+    out_grid = cache.cached_array(out_key, lambda: grid_scores(
+        dataset=ood, desc=f"{ood_name} grid", **common))
+    fpr, auroc = fpr95_table(in_grid, out_grid)
+    temperature, epsilon = choose(fpr, auroc)
+    ti, ei = TEMPERATURES.index(temperature), EPSILONS.index(epsilon)
+
+    name = f"{args.nn}_{args.mode}_{ood_name}"
+    out_dir = ROOT / "results" / "tuning"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = dict(nn=args.nn, mode=args.mode, tuned_on=ood_name, images_per_side=args.tune_images,
+                  temperature=temperature, epsilon=epsilon, heldout_fpr95=float(fpr[ti, ei]),
+                  heldout_auroc=float(auroc[ti, ei]), temperatures=TEMPERATURES,
+                  epsilons=EPSILONS, fpr95=fpr.tolist(), auroc=auroc.tolist())
+    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    figures.FIGURES_DIR.mkdir(exist_ok=True)
+    figures.tuning_heatmap(fpr, TEMPERATURES, EPSILONS, (ti, ei),
+                           f"{args.nn}: held-out FPR at 95% TPR, tuned on {ood_name} "
+                           f"({args.tune_images} + {args.tune_images} images)",
+                           figures.FIGURES_DIR / f"{name}_tuning.png")
+    print(f"chosen T = {temperature}, eps = {epsilon}: held-out FPR95 "
+          f"{100 * fpr[ti, ei]:.1f}%, AUROC {100 * auroc[ti, ei]:.1f}% "
+          f"(results/tuning/{name}.json, figures/{name}_tuning.png)")
+    targets = [args.out_dataset] if args.mode == "paper" else ["<any OOD set>"]
+    for target in targets:
+        print(f"evaluate: python code/main.py --nn {args.nn} --out_dataset {target} "
+              f"--temperature {temperature} --magnitude {epsilon}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

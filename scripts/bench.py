@@ -13,7 +13,13 @@ so that its peak memory is its own. Rows:
   d  forward        one batched forward pass in inference mode: the roofline;
                     ODIN needs about three forward-equivalents, so d/3 is its floor
 
+The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
+
+  g  tune.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
+  n  tune.naive_grid_scores  every (T, eps) scored from scratch with calData
+
     python scripts/bench.py --n 256 [--device cuda]
+    python scripts/bench.py --rows gn --n 16
 """
 import argparse
 import json
@@ -35,12 +41,14 @@ import torch.nn.functional as F  # noqa: E402
 
 import calData  # noqa: E402
 import runtime  # noqa: E402
+import tune  # noqa: E402
 from datasets import cifar  # noqa: E402
 from models import load_model  # noqa: E402
 
 T, EPS = 1000, 0.0014
 ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
-        "c": "ours (main.py settings)", "d": "forward only (inference mode)"}
+        "c": "ours (main.py settings)", "d": "forward only (inference mode)",
+        "g": "tuning grid, ours (210 cells)", "n": "tuning grid, naive (210 cells)"}
 
 
 def images(n):
@@ -95,16 +103,21 @@ def worker(row, n, device, batch_size, scores_path):
         model = runtime.prepare_model(model, device, compiled)
     batch = images(n)
     warm = batch[:batch_size]
+    as_dataset = lambda b: torch.utils.data.TensorDataset(b, torch.zeros(len(b)))  # noqa: E731
     run = {
         "a": lambda b: release_loop(model, b, spec.mean, spec.std, device),
+        "g": lambda b: tune.grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
+                                        batch_size=batch_size),
+        "n": lambda b: tune.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
+                                              batch_size=batch_size),
         "b": lambda b: pytorch_ood(model, b, spec.mean, spec.std, device, batch_size),
         "c": lambda b: calData.score_dataset(
-            model, torch.utils.data.TensorDataset(b, torch.zeros(len(b))), spec.mean, spec.std,
-            T, EPS, device, batch_size=batch_size, desc="ours", static_shape=compiled).odin,
+            model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,
+            desc="ours", static_shape=compiled).odin,
         "d": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),
     }[row]
     started = time.perf_counter()
-    run(warm[:2] if row == "a" else warm)
+    run(warm[:2] if row in "agn" else warm)
     sync(device)
     warm_up = time.perf_counter() - started
     if device.type == "cuda":
@@ -162,6 +175,11 @@ def main():
                 print(f"  {label:10} {speed['c'] / speed[other]:6.2f}x")
         if "d" in speed:
             print(f"  c/(d/3)    {speed['c'] / (speed['d'] / 3):6.2f}x")
+    if "g" in speed and "n" in speed:
+        print(f"  g/n cost   {speed['n'] / speed['g']:6.2f}x (time of ours over naive)")
+    if (tmp / "g.npy").exists() and (tmp / "n.npy").exists():
+        diff = np.abs(np.load(tmp / "g.npy") - np.load(tmp / "n.npy")).max()
+        print(f"  grids: max |g - n| = {diff:.2e}")
     if (tmp / "a.npy").exists() and (tmp / "c.npy").exists():
         diff = np.abs(np.load(tmp / "a.npy") - np.load(tmp / "c.npy")).max()
         print(f"  scores: max |c - a| = {diff:.2e} ({'equal' if diff <= 1e-5 else 'DIFFERENT'}"

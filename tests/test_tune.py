@@ -37,3 +37,23 @@ def test_choice_and_tie_break():
     out_grid = np.broadcast_to(np.linspace(0, 0.6, 50), (2, 3, 50))
     fpr, auroc = tune.fpr95_table(in_grid, out_grid)
     assert fpr.shape == (2, 3) and np.all(auroc > 0.9)
+
+
+def test_tuning_command_on_real_images(installed, tmp_path, monkeypatch, capsys):
+    """The CLI end to end on 4 + 4 held-out images, each mode's tuning set."""
+    import cache
+    import figures
+    import paths
+    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    for mode, tuned_on in (("paper", "iSUN"), ("transfer", "TIN_val"), ("no-ood", "noise")):
+        dataset, name = tune.tuning_ood(mode, "iSUN", 4, seed=0)
+        assert name == tuned_on and len(dataset) == 4
+    assert tune.main(["--nn", "densenet10", "--out_dataset", "iSUN", "--tune-images", "4",
+                      "--gpu", "-1", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen T = " in out and "evaluate: python code/main.py --nn densenet10" in out
+    record = (tmp_path / "results" / "tuning" / "densenet10_paper_iSUN.json")
+    assert record.exists() and (tmp_path / "figures" / "densenet10_paper_iSUN_tuning.png").exists()
+    assert tune.main(["--tune-images", "5000"]) == 2
