@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
-from paths import UserError
+from paths import UserError, report_errors
 
 METRICS = ("FPR at TPR 95%", "Detection error", "AUROC", "AUPR In", "AUPR Out")
 SCORE_DIR = "softmax_scores"
@@ -171,16 +171,14 @@ def main(argv=None):
                         help="classes of the in-distribution set (picks the release's sweep "
                         "range in paper mode; read from run.json when there)")
     args = parser.parse_args(argv)
-    try:
-        info = read_run_info(args.folder)
-        classes = args.num_classes or info.get("num_classes")
-        result = run_metrics(args.folder, args.metrics, classes)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return report_errors(lambda: print_metrics(args.folder, args.metrics, args.num_classes))
+
+
+def print_metrics(folder, mode, num_classes=None):
+    info = read_run_info(folder)
+    result = run_metrics(folder, mode, num_classes or info.get("num_classes"))
     print(metric_block(result, info.get("architecture", "unknown"),
                        info.get("in_dataset", "unknown"), info.get("out_label", "unknown")))
-    return 0
 
 
 if __name__ == "__main__":

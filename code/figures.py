@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
 import calMetric  # noqa: E402
-from paths import ROOT, UserError  # noqa: E402
+from paths import ROOT, report_errors  # noqa: E402
 
 FIGURES_DIR = ROOT / "figures"
 METHODS = (("Base", "Baseline (T = 1, no perturbation)"), ("Our", "ODIN"))
@@ -78,17 +78,16 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="run folders")
     args = parser.parse_args(argv)
+    return report_errors(lambda: draw_runs(args.folders))
+
+
+def draw_runs(folders):
     FIGURES_DIR.mkdir(exist_ok=True)
-    try:
-        for folder in args.folders:
-            for kind, draw in (("roc", roc_figure), ("hist", histogram_figure)):
-                path = FIGURES_DIR / f"{folder.resolve().name}_{kind}.png"
-                draw(folder, path)
-                print(f"wrote {path}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    for folder in folders:
+        for kind, draw in (("roc", roc_figure), ("hist", histogram_figure)):
+            path = FIGURES_DIR / f"{folder.resolve().name}_{kind}.png"
+            draw(folder, path)
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

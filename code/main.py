@@ -27,7 +27,7 @@ import calMetric  # noqa: E402
 import runtime  # noqa: E402
 from datasets import OOD_SETS, cifar, get_ood_set, ood_dataset, pixel_arrays  # noqa: E402
 from models import MODELS, get_spec, load_model, sha256_of  # noqa: E402
-from paths import RUNS_DIR, UserError  # noqa: E402
+from paths import RUNS_DIR, UserError, report_errors  # noqa: E402
 
 
 def build_parser():
@@ -220,12 +220,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return report_errors(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Where the project keeps things, and the one exception type users see."""
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,3 +20,12 @@ def mirror_dir():
         return Path(env)
     default = ROOT.parent / "shared"
     return default if default.is_dir() else None
+
+
+def report_errors(run):
+    """Call ``run()``; a UserError becomes one line on stderr and exit status 2."""
+    try:
+        return run() or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -22,7 +22,7 @@ import main  # noqa: E402
 import runtime  # noqa: E402
 from datasets import OOD_SETS  # noqa: E402
 from models import load_model  # noqa: E402
-from paths import ROOT, UserError  # noqa: E402
+from paths import ROOT, UserError, report_errors  # noqa: E402
 
 # The release README's eps at T = 1000 (SPEC-odin.md); sets it never used get DEFAULT_EPSILON.
 _RELEASE_SETS = ("Imagenet", "Imagenet_resize", "LSUN", "LSUN_resize", "iSUN", "Uniform",
@@ -118,17 +118,16 @@ def main_cli(argv=None):
     args = parser.parse_args(argv)
     # per-pair settings, filled in by run_table; these placeholders pass check_args
     args.out_dir, args.out_dataset, args.magnitude = None, "iSUN", 0.0
+    return report_errors(lambda: report_table(args))
+
+
+def report_table(args):
     started = time.time()
-    try:
-        table, scoring, pairs = run_table(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    table, scoring, pairs = run_table(args)
     wall = time.time() - started
     print(table)
     print(f"\n{pairs} pair(s) scored; wall {wall:.0f} s, of which scoring {scoring:.0f} s "
           f"(wall / scoring = {wall / max(scoring, 1e-9):.2f}). Written: results/{args.nn}.md, .csv")
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,14 +15,29 @@ forward pass depends on neither, so per batch this module runs
 Ties in FPR95 are broken by the higher AUROC, then the smaller eps, then the
 smaller T (the least perturbation that does as well).
 """
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from tqdm import tqdm
+import argparse
+import json
+import sys
+from pathlib import Path
 
-import calData
-import calMetric
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `python code/tune.py` works
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.data import ConcatDataset, DataLoader, Subset  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import cache  # noqa: E402
+import calData  # noqa: E402
+import calMetric  # noqa: E402
+import figures  # noqa: E402
+import main as cli  # noqa: E402
+import paths  # noqa: E402
+import runtime  # noqa: E402
+from datasets import cifar, ood_dataset, pixel_arrays  # noqa: E402
+from models import load_model, sha256_of  # noqa: E402
+from paths import UserError, report_errors  # noqa: E402
 
 TEMPERATURES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 EPSILONS = tuple(round(0.0002 * i, 4) for i in range(21))
@@ -98,10 +113,7 @@ MODES = {
 
 
 def tuning_ood(mode, out_dataset, count, seed):
-    """The held-out OOD images that ``mode`` tunes on (indices below ``count``)."""
-    from torch.utils.data import ConcatDataset, Subset
-
-    from datasets import ood_dataset
+    """The held-out OOD images that ``mode`` tunes on (indices below ``count``), and its name."""
     if mode == "paper":
         return Subset(ood_dataset(out_dataset, seed), range(count)), out_dataset
     if mode == "transfer":
@@ -111,20 +123,7 @@ def tuning_ood(mode, out_dataset, count, seed):
                           Subset(ood_dataset("Gaussian", seed), range(count - half))]), "noise"
 
 
-def main(argv=None):
-    import argparse
-    import json
-    import sys
-    from torch.utils.data import Subset
-
-    import cache
-    import figures
-    import main as cli
-    import runtime
-    from datasets import cifar, pixel_arrays
-    from models import load_model, sha256_of
-    from paths import ROOT, UserError
-
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nn", default="densenet10", metavar="MODEL")
@@ -137,19 +136,20 @@ def main(argv=None):
     for flag, default in (("--gpu", 0), ("--batch-size", 32), ("--seed", 0)):
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--device")
-    args = parser.parse_args(argv)
-    try:
-        if not 1 <= args.tune_images <= 1000:
-            raise UserError("--tune-images must be in 1..1000 (the held-out images)")
-        device = cli.pick_device(args.gpu, args.device)
-        runtime.configure_allocator()
-        model, spec = load_model(args.nn, device)
-        model = runtime.prepare_model(model, device)
-        ind = cifar(spec.in_dataset)
-        ood, ood_name = tuning_ood(args.mode, args.out_dataset, args.tune_images, args.seed)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return parser
+
+
+def tune_model(args):
+    """Compute (or reuse) both grids, choose (T, eps), write the record and the heat map."""
+    if not 1 <= args.tune_images <= 1000:
+        raise UserError("--tune-images must be in 1..1000 (the held-out images)")
+    device = cli.pick_device(args.gpu, args.device)
+    runtime.configure_allocator()
+    model, spec = load_model(args.nn, device)
+    model = runtime.prepare_model(model, device)
+    ind = cifar(spec.in_dataset)
+    ood, ood_name = tuning_ood(args.mode, args.out_dataset, args.tune_images, args.seed)
+
     common = dict(model=model, mean=spec.mean, std=spec.std, device=device,
                   batch_size=args.batch_size)
     base_key = dict(model=sha256_of(spec.path), count=args.tune_images, device=device.type,
@@ -165,7 +165,7 @@ def main(argv=None):
     ti, ei = TEMPERATURES.index(temperature), EPSILONS.index(epsilon)
 
     name = f"{args.nn}_{args.mode}_{ood_name}"
-    out_dir = ROOT / "results" / "tuning"
+    out_dir = paths.ROOT / "results" / "tuning"
     out_dir.mkdir(parents=True, exist_ok=True)
     record = dict(nn=args.nn, mode=args.mode, tuned_on=ood_name, images_per_side=args.tune_images,
                   temperature=temperature, epsilon=epsilon, heldout_fpr95=float(fpr[ti, ei]),
@@ -180,13 +180,15 @@ def main(argv=None):
     print(f"chosen T = {temperature}, eps = {epsilon}: held-out FPR95 "
           f"{100 * fpr[ti, ei]:.1f}%, AUROC {100 * auroc[ti, ei]:.1f}% "
           f"(results/tuning/{name}.json, figures/{name}_tuning.png)")
-    targets = [args.out_dataset] if args.mode == "paper" else ["<any OOD set>"]
-    for target in targets:
-        print(f"evaluate: python code/main.py --nn {args.nn} --out_dataset {target} "
-              f"--temperature {temperature} --magnitude {epsilon}")
-    return 0
+    target = args.out_dataset if args.mode == "paper" else "<any OOD set>"
+    print(f"evaluate: python code/main.py --nn {args.nn} --out_dataset {target} "
+          f"--temperature {temperature} --magnitude {epsilon}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: tune_model(args))
 
 
 if __name__ == "__main__":
-    import sys
     sys.exit(main())
