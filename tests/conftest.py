@@ -2,12 +2,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 CODE = Path(__file__).resolve().parent.parent / "code"
 sys.path.insert(0, str(CODE))
-
-torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
