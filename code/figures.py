@@ -1,8 +1,9 @@
-"""Figures of run folders: ROC curves (baseline vs ODIN) and in/out score histograms.
+"""Figures: ROC curves (baseline vs ODIN) and in/out score histograms of run folders,
+and the heat map of a tuning grid.
 
     python figures.py ../runs/densenet10_iSUN_T1000_eps0.0014 [more run folders]
 
-writes figures/<run>_roc.png and figures/<run>_hist.png.
+writes figures/<model>/<run>_roc.png and figures/<model>/<run>_hist.png.
 """
 import argparse
 import sys
@@ -73,27 +74,6 @@ def histogram_figure(folder, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folders", nargs="+", type=Path, help="run folders")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: draw_runs(args.folders))
-
-
-def draw_runs(folders):
-    FIGURES_DIR.mkdir(exist_ok=True)
-    for folder in folders:
-        for kind, draw in (("roc", roc_figure), ("hist", histogram_figure)):
-            path = FIGURES_DIR / f"{folder.resolve().name}_{kind}.png"
-            draw(folder, path)
-            print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
     """Held-out FPR95 over the (T, eps) grid, the chosen cell marked."""
     fig, ax = plt.subplots(figsize=(10, 4.5))
@@ -109,3 +89,37 @@ def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", type=Path, help="run folders")
+    args = parser.parse_args(argv)
+    return report_errors(lambda: draw_runs(args.folders))
+
+
+def figure_path(nn, name):
+    """figures/<model>/<name>.png, its folder created."""
+    folder = FIGURES_DIR / nn
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.png"
+
+
+def draw_runs(folders, quiet=False):
+    """ROC and histogram figures of each run folder; returns their paths."""
+    written = []
+    for folder in folders:
+        info = calMetric.read_run_info(folder) or {}
+        for kind, draw in (("roc", roc_figure), ("hist", histogram_figure)):
+            path = figure_path(info.get("nn", "runs"), f"{Path(folder).resolve().name}_{kind}")
+            draw(folder, path)
+            written.append(path)
+            if not quiet:
+                print(f"wrote {path}")
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -39,6 +39,8 @@ def build_parser():
                         help=f"OOD set: {', '.join(OOD_SETS)} (default Imagenet)")
     parser.add_argument("--magnitude", default=0.0014, type=float,
                         help="perturbation magnitude eps, in [0,1] pixel units (default 0.0014)")
+    parser.add_argument("--temperature", default=1000, type=float,
+                        help="temperature T > 0 (default 1000)")
     add_run_flags(parser)
     parser.add_argument("--out-dir", type=Path,
                         help="run folder for the score files (default: runs/<settings>)")
@@ -50,8 +52,6 @@ def build_parser():
 
 def add_run_flags(parser):
     """The flags main.py shares with table.py."""
-    parser.add_argument("--temperature", default=1000, type=float,
-                        help="temperature T > 0 (default 1000)")
     parser.add_argument("--gpu", default=0, type=int,
                         help="CUDA device index; -1 for the CPU. Without CUDA the CPU is used "
                              "(default 0)")

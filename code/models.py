@@ -158,11 +158,22 @@ def load_weights(model, state, spec):
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
-def load_model(name, device="cpu"):
-    spec = get_spec(name)
+def require_weights(spec):
     if not spec.path.exists():
         raise UserError(f"model file {spec.path} not found: run scripts/get_data.sh, or put "
                         f"the file there yourself (it comes from {spec.origin})")
+
+
+def weights_sha256(name):
+    """The sha256 of a model's weights file (a cache key); a clear error when it is absent."""
+    spec = get_spec(name)
+    require_weights(spec)
+    return sha256_of(spec.path)
+
+
+def load_model(name, device="cpu"):
+    spec = get_spec(name)
+    require_weights(spec)
     model = spec.build()
     load_weights(model, extract_state_dict(read_checkpoint(spec.path), spec), spec)
     model.eval().requires_grad_(False)

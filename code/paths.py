@@ -23,9 +23,10 @@ def mirror_dir():
 
 
 def report_errors(run):
-    """Call ``run()``; a UserError becomes one line on stderr and exit status 2."""
+    """Call ``run()`` for exit status 0; a UserError becomes one line on stderr and status 2."""
     try:
-        return run() or 0
+        run()
+        return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

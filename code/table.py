@@ -1,12 +1,25 @@
-"""Run a model against every OOD set, in one process, and write its results table.
+"""Results tables of one model: every OOD set, baseline and ODIN, as in the paper's Table 2.
 
-The model is loaded (and compiled) once and the in-distribution images are
-scored once (code/cache.py); each OOD set is scored once. Each pair is a normal
-run folder under runs/, so ``calMetric.py`` reads any of them, and a finished
-pair is reused on the next call (``--force`` scores it again). Sets that cannot
-run here are rows that say why. Output: results/<model>.md and .csv.
+Where each set's (T, eps) comes from (--settings):
 
-    python table.py --nn densenet10
+  release   T = 1000 and the release's eps (SPEC-odin.md) for the sets the release
+            has; the other sets (rebuilt, extra) tuned by the paper's protocol (a).
+            The default for the release's four models.
+  paper     (a) each set tuned on its own held-out images
+  transfer  (b) tuned once on TIN_val, a set never tested. The default for other models.
+  no-ood    (c) tuned on held-out in-distribution and noise images only
+
+--compare-modes also evaluates (a), (b) and (c) and writes them side by side.
+Tuning uses the first --tune-images images of each side (code/tune.py), which
+every evaluation skips. Each (set, T, eps) is an ordinary run folder under
+runs/ (calMetric.py reads any of them): a finished one is reused, --force scores
+it again. The model is loaded (and compiled) once; the in-distribution side of
+each (T, eps) is scored once (code/cache.py). Sets that cannot run here are rows
+that say why. Output: results/<model>.md and .csv (results/<model>_modes.md and
+.csv), figures/<model>/.
+
+    python table.py --nn densenet10 --compare-modes
+    python table.py --nn resnet20
 """
 import argparse
 import copy
@@ -17,14 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from tqdm import tqdm  # noqa: E402
+
 import calMetric  # noqa: E402
+import figures  # noqa: E402
 import main  # noqa: E402
 import runtime  # noqa: E402
-from datasets import OOD_SETS  # noqa: E402
-from models import load_model  # noqa: E402
+import tune  # noqa: E402
+from datasets import OOD_SETS, cifar  # noqa: E402
+from models import get_spec, load_model, weights_sha256  # noqa: E402
 from paths import ROOT, UserError, report_errors  # noqa: E402
 
-# The release README's eps at T = 1000 (SPEC-odin.md); sets it never used get DEFAULT_EPSILON.
+# The release README's eps at T = 1000 (SPEC-odin.md).
 _RELEASE_SETS = ("Imagenet", "Imagenet_resize", "LSUN", "LSUN_resize", "iSUN", "Uniform",
                  "Gaussian")
 RELEASE_EPSILON = {nn: dict(zip(_RELEASE_SETS, values)) for nn, values in {
@@ -33,12 +50,18 @@ RELEASE_EPSILON = {nn: dict(zip(_RELEASE_SETS, values)) for nn, values in {
     "wideresnet10": (0.0005, 0.0011, 0.0, 0.0006, 0.0008, 0.0014, 0.0014),
     "wideresnet100": (0.0028, 0.0028, 0.0048, 0.002, 0.0028, 0.0028, 0.0028),
 }.items()}
-DEFAULT_EPSILON = 0.0014
+RELEASE_TEMPERATURE = 1000
+SETTINGS = ("release", *tune.MODES)
+MODE_LETTER = {"paper": "a", "transfer": "b", "no-ood": "c"}
 RESULTS_DIR = ROOT / "results"
 
 
-def epsilon_for(nn, ood):
-    return RELEASE_EPSILON.get(nn, {}).get(ood, DEFAULT_EPSILON)
+def tested_sets():
+    return [name for name, spec in OOD_SETS.items() if not spec.tuning_only]
+
+
+def default_settings(nn):
+    return "release" if nn in RELEASE_EPSILON else "transfer"
 
 
 def finished(folder):
@@ -50,84 +73,199 @@ def finished(folder):
     return info if done else None
 
 
-def write_table(nn, rows, metrics_mode):
-    """results/<nn>.md (paper layout, 'baseline / ODIN' in %) and results/<nn>.csv."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    head = "| OOD set | eps | " + " | ".join(calMetric.METRICS) + " |"
-    lines = [f"{nn}: baseline / ODIN, T = 1000, {metrics_mode} metrics, %", "", head,
-             "|" + "---|" * (len(calMetric.METRICS) + 2)]
+def choose_settings(nn, settings, tuner, sets):
+    """{set: (T, eps, where they come from)}, or {set: why not} where tuning cannot run."""
+    chosen = {}
+    for name in sets:
+        if settings == "release" and name in RELEASE_EPSILON.get(nn, {}):
+            chosen[name] = (RELEASE_TEMPERATURE, RELEASE_EPSILON[nn][name], "release")
+            continue
+        mode = "paper" if settings == "release" else settings
+        try:
+            record = tuner().tune(mode, name)
+        except UserError as e:
+            chosen[name] = str(e)
+            continue
+        chosen[name] = (record["temperature"], record["epsilon"],
+                        f"({MODE_LETTER[mode]}) {record['tuned_on']}")
+    return chosen
+
+
+def evaluate(args, wanted, device):
+    """{(set, T, eps): (run folder, metrics) or why not}, scoring each unfinished run once."""
+    outcomes, plans = {}, {}
+    for name, temperature, epsilon in dict.fromkeys(wanted):
+        run = copy.copy(args)
+        run.out_dataset, run.temperature, run.magnitude = name, temperature, epsilon
+        try:
+            plans[(name, temperature, epsilon)] = (run, main.plan(run))
+        except UserError as e:
+            outcomes[(name, temperature, epsilon)] = str(e)
+    todo = [k for k, (run, _) in plans.items() if args.force or not finished(main.run_folder(run))]
+    # Larger sets first: their in-distribution scores then serve the smaller ones (iSUN).
+    todo.sort(key=lambda k: -len(plans[k][1][4]))
+    images = sum(2 * len(plans[k][1][4]) for k in todo)
+    compiled = runtime.should_compile(args.compile, device, images)
+    model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled) if todo else None
+    with tqdm(total=images, desc=f"{args.nn}: {len(todo)} run(s) to score", unit="img",
+              dynamic_ncols=True, disable=not todo) as overall:
+        for k in todo:
+            run, planned = plans[k]
+            main.score_pair(model, compiled, planned, run, device)
+            overall.update(2 * len(planned[4]))
+    for k, (run, _) in plans.items():
+        folder = main.run_folder(run)
+        outcomes[k] = (folder, calMetric.run_metrics(folder, args.metrics,
+                                                      finished(folder)["num_classes"]))
+    return outcomes
+
+
+def percent_pair(result, metric):
+    return f"{100 * result['Baseline'][metric]:.1f} / {100 * result['ODIN'][metric]:.1f}"
+
+
+def header(nn, args, what):
+    spec = get_spec(nn)
+    return (f"{nn} ({spec.label}, {spec.in_dataset}): {what}. {args.metrics.capitalize()} "
+            f"metrics, %. Tuning on the first {args.tune_images} images of each side; "
+            f"evaluation on the images from index {args.skip}.")
+
+
+def write_main_table(nn, args, chosen, outcomes):
+    """results/<nn>.md (rows: OOD sets; cells 'baseline / ODIN') and results/<nn>.csv."""
+    lines = [header(nn, args, f"baseline / ODIN, (T, eps) by '{args.settings}'"), "",
+             "| OOD set | T | eps | chosen by | " + " | ".join(calMetric.METRICS) + " |",
+             "|" + "---|" * (len(calMetric.METRICS) + 4)]
     with open(RESULTS_DIR / f"{nn}.csv", "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["ood_set", "epsilon", "method", *calMetric.METRICS, "note"])
-        for name, eps, result, note in rows:
+        out.writerow(["ood_set", "temperature", "epsilon", "chosen_by", "method",
+                      *calMetric.METRICS, "note"])
+        for name, setting in chosen.items():
             label = OOD_SETS[name].label
-            if result is None:
-                lines.append(f"| {label} | {eps} | {note} |" + " |" * (len(calMetric.METRICS) - 1))
-                out.writerow([name, eps, "", *[""] * len(calMetric.METRICS), note])
+            t, e, by = setting if isinstance(setting, tuple) else ("", "", "")
+            outcome = outcomes.get((name, t, e), setting)
+            if isinstance(outcome, str):
+                lines.append(f"| {label} | {t} | {e} | {by} | {outcome} |"
+                             + " |" * (len(calMetric.METRICS) - 1))
+                out.writerow([name, t, e, by, "", *[""] * len(calMetric.METRICS), outcome])
                 continue
-            cells = [f"{100 * result['Baseline'][m]:.1f} / {100 * result['ODIN'][m]:.1f}"
-                     for m in calMetric.METRICS]
-            lines.append(f"| {label} | {eps} | " + " | ".join(cells) + " |")
+            result = outcome[1]
+            lines.append(f"| {label} | {t} | {e} | {by} | "
+                         + " | ".join(percent_pair(result, m) for m in calMetric.METRICS) + " |")
             for method in ("Baseline", "ODIN"):
-                out.writerow([name, eps, method,
+                out.writerow([name, t, e, by, method,
                               *[f"{100 * result[method][m]:.2f}" for m in calMetric.METRICS], ""])
-    (RESULTS_DIR / f"{nn}.md").write_text("\n".join(lines) + "\n")
-    return "\n".join(lines)
+    text = "\n".join(lines) + "\n"
+    (RESULTS_DIR / f"{nn}.md").write_text(text)
+    return text
+
+
+def write_modes_table(nn, args, by_mode, outcomes):
+    """results/<nn>_modes.md: FPR95 and AUROC of (a), (b), (c) side by side, and a CSV."""
+    fpr, auroc = "FPR at TPR 95%", "AUROC"
+    cols = "".join(f" ({MODE_LETTER[m]}) T, eps | ({MODE_LETTER[m]}) FPR95 | "
+                   f"({MODE_LETTER[m]}) AUROC |" for m in tune.MODES)
+    lines = [header(nn, args, "ODIN tuned three ways") + " (a) paper: each set's own held-out "
+             "images; (b) transfer: TIN_val only; (c) no OOD data: held-out noise only.", "",
+             "| OOD set | baseline FPR95 | baseline AUROC |" + cols,
+             "|" + "---|" * (3 + 3 * len(tune.MODES))]
+    with open(RESULTS_DIR / f"{nn}_modes.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["ood_set", "mode", "temperature", "epsilon", "method",
+                      *calMetric.METRICS, "note"])
+        for name in tested_sets():
+            cells, baseline = [], None
+            for mode in tune.MODES:
+                setting = by_mode[mode][name]
+                t, e, _ = setting if isinstance(setting, tuple) else ("", "", "")
+                outcome = outcomes.get((name, t, e), setting)
+                if isinstance(outcome, str):
+                    cells += [f"{t}, {e}" if t else "", "n/a", "n/a"]
+                    out.writerow([name, mode, t, e, "", *[""] * len(calMetric.METRICS), outcome])
+                    continue
+                result = outcome[1]
+                baseline = result["Baseline"]
+                cells += [f"{t}, {e}", f"{100 * result['ODIN'][fpr]:.1f}",
+                          f"{100 * result['ODIN'][auroc]:.1f}"]
+                for method in ("Baseline", "ODIN"):
+                    out.writerow([name, mode, t, e, method, *[f"{100 * result[method][m]:.2f}"
+                                                              for m in calMetric.METRICS], ""])
+            base = ([f"{100 * baseline[fpr]:.1f}", f"{100 * baseline[auroc]:.1f}"] if baseline
+                    else ["not run here (see results/%s.md)" % nn, ""])
+            lines.append(f"| {OOD_SETS[name].label} | " + " | ".join(base + cells) + " |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS_DIR / f"{nn}_modes.md").write_text(text)
+    return text
+
+
+def unavailable_table(nn, args, reason):
+    """Every row of a model that cannot run here says why."""
+    chosen = {name: reason for name in tested_sets()}
+    return write_main_table(nn, args, chosen, {})
 
 
 def run_table(args):
     main.check_args(args)
     device = main.pick_device(args.gpu, args.device)
     runtime.configure_allocator()
-    plans, rows = {}, {}
-    tested = [name for name, spec in OOD_SETS.items() if not spec.tuning_only]
-    for name in tested:
-        pair = copy.copy(args)
-        pair.out_dataset, pair.magnitude = name, epsilon_for(args.nn, name)
-        try:
-            plans[name] = (pair, main.plan(pair))
-        except UserError as e:
-            rows[name] = (pair.magnitude, None, str(e))
-    todo = [n for n, (pair, _) in plans.items()
-            if args.force or not finished(main.run_folder(pair))]
-    # Larger sets first: their in-distribution scores then serve the smaller ones (iSUN).
-    todo.sort(key=lambda n: -len(plans[n][1][4]))
-    images = sum(2 * len(plans[n][1][4]) for n in todo)
-    compiled = runtime.should_compile(args.compile, device, images)
-    model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled) if todo else None
-    scoring = 0.0
-    for name in todo:
-        pair, planned = plans[name]
-        _, info, _ = main.score_pair(model, compiled, planned, pair, device)
-        scoring += info["seconds"]
-    for name, (pair, _) in plans.items():
-        folder = main.run_folder(pair)
-        rows[name] = (pair.magnitude, calMetric.run_metrics(
-            folder, args.metrics, finished(folder)["num_classes"]), "")
-    ordered = [(n, *rows[n]) for n in tested]
-    return write_table(args.nn, ordered, args.metrics), scoring, len(todo)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    try:
+        weights_sha256(args.nn)
+        cifar(get_spec(args.nn).in_dataset)
+    except UserError as e:
+        print(f"{args.nn} cannot run here: {e}")
+        return unavailable_table(args.nn, args, str(e)), ""
+    tuners = {}
+
+    def tuner():
+        if not tuners:
+            tuners[0] = tune.Tuner(args.nn, args.tune_images, device, args.batch_size, args.seed)
+        return tuners[0]
+
+    sets = tested_sets()
+    chosen = choose_settings(args.nn, args.settings, tuner, sets)
+    by_mode = ({m: choose_settings(args.nn, m, tuner, sets) for m in tune.MODES}
+               if args.compare_modes else {})
+    wanted = [(name, *setting[:2]) for table in (chosen, *by_mode.values())
+              for name, setting in table.items() if isinstance(setting, tuple)]
+    outcomes = evaluate(args, wanted, device)
+    main_runs = [outcomes[(n, *s[:2])] for n, s in chosen.items() if isinstance(s, tuple)]
+    figures.draw_runs([o[0] for o in main_runs if isinstance(o, tuple)], quiet=True)
+    text = write_main_table(args.nn, args, chosen, outcomes)
+    modes = write_modes_table(args.nn, args, by_mode, outcomes) if by_mode else ""
+    return text, modes
 
 
-def main_cli(argv=None):
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nn", default="densenet10", metavar="MODEL",
                         help="model name, as for main.py (default densenet10)")
-    parser.add_argument("--force", action="store_true", help="score finished pairs again")
+    parser.add_argument("--settings", choices=SETTINGS,
+                        help="where (T, eps) come from (default: release for the release's "
+                             "models, transfer for the others)")
+    parser.add_argument("--compare-modes", action="store_true",
+                        help="also evaluate the three tuning modes side by side")
+    parser.add_argument("--force", action="store_true", help="score finished runs again")
+    tune.add_tuning_flags(parser)
     main.add_run_flags(parser)
-    args = parser.parse_args(argv)
-    # per-pair settings, filled in by run_table; these placeholders pass check_args
-    args.out_dir, args.out_dataset, args.magnitude = None, "iSUN", 0.0
+    return parser
+
+
+def main_cli(argv=None):
+    args = build_parser().parse_args(argv)
+    args.settings = args.settings or default_settings(args.nn)
+    # per-run settings, filled in by evaluate(); these placeholders pass check_args
+    args.out_dir, args.out_dataset, args.magnitude, args.temperature = None, "iSUN", 0.0, 1
     return report_errors(lambda: report_table(args))
 
 
 def report_table(args):
     started = time.time()
-    table, scoring, pairs = run_table(args)
-    wall = time.time() - started
-    print(table)
-    print(f"\n{pairs} pair(s) scored; wall {wall:.0f} s, of which scoring {scoring:.0f} s "
-          f"(wall / scoring = {wall / max(scoring, 1e-9):.2f}). Written: results/{args.nn}.md, .csv")
+    text, modes = run_table(args)
+    print(text + ("\n" + modes if modes else ""))
+    written = f"results/{args.nn}.md, .csv" + (f", results/{args.nn}_modes.md" if modes else "")
+    print(f"wall {time.time() - started:.0f} s. Written: {written}, figures/{args.nn}/")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # so `python code/tune
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import ConcatDataset, DataLoader, Subset  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import cache  # noqa: E402
@@ -36,7 +36,7 @@ import main as cli  # noqa: E402
 import paths  # noqa: E402
 import runtime  # noqa: E402
 from datasets import cifar, ood_dataset, pixel_arrays  # noqa: E402
-from models import load_model, sha256_of  # noqa: E402
+from models import get_spec, load_model, weights_sha256  # noqa: E402
 from paths import UserError, report_errors  # noqa: E402
 
 TEMPERATURES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -103,24 +103,89 @@ def choose(fpr, auroc, temperatures=TEMPERATURES, epsilons=EPSILONS):
     return best[3], best[2]
 
 
-# ---- the command line: choose (T, eps) for one model by one of three protocols ----
+# ---- choosing (T, eps) for one model by one of three protocols ----
 
 MODES = {
     "paper": "the OOD set's own held-out images (the paper's protocol)",
     "transfer": "Tiny-ImageNet validation images resized (TIN_val), never a test set",
     "no-ood": "synthetic noise only: held-out Uniform and Gaussian images, half each",
 }
+DEFAULT_TUNE_IMAGES = 1000
+RECORDS_DIR = paths.ROOT / "results" / "tuning"
 
 
-def tuning_ood(mode, out_dataset, count, seed):
-    """The held-out OOD images that ``mode`` tunes on (indices below ``count``), and its name."""
+def tuning_sets(mode, out_dataset, count):
+    """The tuning set's name and [(OOD set, images used from index 0)] for ``mode``."""
     if mode == "paper":
-        return Subset(ood_dataset(out_dataset, seed), range(count)), out_dataset
+        return out_dataset, [(out_dataset, count)]
     if mode == "transfer":
-        return Subset(ood_dataset("TIN_val", seed), range(count)), "TIN_val"
-    half = count // 2
-    return ConcatDataset([Subset(ood_dataset("Uniform", seed), range(half)),
-                          Subset(ood_dataset("Gaussian", seed), range(count - half))]), "noise"
+        return "TIN_val", [("TIN_val", count)]
+    return "noise", [("Uniform", count // 2), ("Gaussian", count - count // 2)]
+
+
+class Tuner:
+    """The tuning grids of one model, each computed once and kept in runs/.cache.
+
+    A grid covers the first ``count`` images of a set (the images every evaluation
+    skips); the model is loaded only when a grid has to be computed.
+    """
+
+    def __init__(self, nn, count=DEFAULT_TUNE_IMAGES, device="cpu", batch_size=32, seed=0):
+        if not 1 <= count <= 1000:
+            raise UserError("--tune-images must be in 1..1000 (the held-out images)")
+        self.nn, self.spec, self.count = nn, get_spec(nn), count
+        self.device, self.batch_size, self.seed = torch.device(device), batch_size, seed
+        self.key = dict(model=weights_sha256(nn), count=count, device=self.device.type,
+                        temperatures=TEMPERATURES, epsilons=EPSILONS, seed=seed)
+        self._model = None
+
+    def model(self):
+        if self._model is None:
+            runtime.configure_allocator()
+            model, _ = load_model(self.nn, self.device)
+            self._model = runtime.prepare_model(model, self.device)
+        return self._model
+
+    def grid(self, ood=None):
+        """[T, eps, count] ODIN scores of the in-distribution test set, or of OOD set ``ood``."""
+        if ood is None:
+            dataset, desc = cifar(self.spec.in_dataset), f"{self.spec.in_dataset} grid"
+            key = cache.key_of(grid="in", data=cache.digest(*pixel_arrays(dataset)), **self.key)
+        else:
+            dataset, desc = ood_dataset(ood, self.seed), f"{ood} grid"
+            key = cache.key_of(grid="out", ood=ood, **self.key)
+        if len(dataset) < self.count:
+            raise UserError(f"{desc[:-5]} has {len(dataset)} images, fewer than {self.count}")
+        return cache.cached_array(key, lambda: grid_scores(
+            self.model(), Subset(dataset, range(self.count)), self.spec.mean, self.spec.std,
+            self.device, batch_size=self.batch_size, desc=desc))
+
+    def tune(self, mode, out_dataset=None):
+        """Choose (T, eps) by ``mode``; write its record and heat map; return the record."""
+        if mode not in MODES:
+            raise UserError(f"unknown tuning mode {mode!r}; choose from {', '.join(MODES)}")
+        tuned_on, parts = tuning_sets(mode, out_dataset, self.count)
+        out_grid = np.concatenate([self.grid(name)[:, :, :used] for name, used in parts], axis=2)
+        fpr, auroc = fpr95_table(self.grid(), out_grid)
+        temperature, epsilon = choose(fpr, auroc)
+        ti, ei = TEMPERATURES.index(temperature), EPSILONS.index(epsilon)
+        record = dict(nn=self.nn, mode=mode, tuned_on=tuned_on, images_per_side=self.count,
+                      temperature=temperature, epsilon=epsilon,
+                      heldout_fpr95=float(fpr[ti, ei]), heldout_auroc=float(auroc[ti, ei]),
+                      temperatures=TEMPERATURES, epsilons=EPSILONS,
+                      fpr95=fpr.tolist(), auroc=auroc.tolist())
+        name = record_name(self.nn, mode, tuned_on, self.count)
+        RECORDS_DIR.mkdir(parents=True, exist_ok=True)
+        (RECORDS_DIR / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+        figures.tuning_heatmap(fpr, TEMPERATURES, EPSILONS, (ti, ei),
+                               f"{self.nn}: held-out FPR at 95% TPR, tuned on {tuned_on} "
+                               f"({self.count} + {self.count} images)",
+                               figures.figure_path(self.nn, f"tuning_{name}"))
+        return record
+
+
+def record_name(nn, mode, tuned_on, count):
+    return f"{nn}_{mode}_{tuned_on}" + ("" if count == DEFAULT_TUNE_IMAGES else f"_n{count}")
 
 
 def build_parser():
@@ -131,63 +196,35 @@ def build_parser():
                         help="the OOD set (used by --mode paper only)")
     parser.add_argument("--mode", choices=MODES, default="paper",
                         help="; ".join(f"{k}: {v}" for k, v in MODES.items()))
-    parser.add_argument("--tune-images", type=int, default=1000,
-                        help="held-out images per side, from index 0 (default 1000, the paper's)")
+    add_tuning_flags(parser)
     for flag, default in (("--gpu", 0), ("--batch-size", 32), ("--seed", 0)):
         parser.add_argument(flag, type=int, default=default)
     parser.add_argument("--device")
     return parser
 
 
-def tune_model(args):
-    """Compute (or reuse) both grids, choose (T, eps), write the record and the heat map."""
-    if not 1 <= args.tune_images <= 1000:
-        raise UserError("--tune-images must be in 1..1000 (the held-out images)")
+def add_tuning_flags(parser):
+    parser.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+                        help="held-out images per side, from index 0 (default 1000, the "
+                             "paper's; fewer is quicker and noisier)")
+
+
+def tune_cli(args):
     device = cli.pick_device(args.gpu, args.device)
-    runtime.configure_allocator()
-    model, spec = load_model(args.nn, device)
-    model = runtime.prepare_model(model, device)
-    ind = cifar(spec.in_dataset)
-    ood, ood_name = tuning_ood(args.mode, args.out_dataset, args.tune_images, args.seed)
-
-    common = dict(model=model, mean=spec.mean, std=spec.std, device=device,
-                  batch_size=args.batch_size)
-    base_key = dict(model=sha256_of(spec.path), count=args.tune_images, device=device.type,
-                    temperatures=TEMPERATURES, epsilons=EPSILONS, seed=args.seed)
-    in_key = cache.key_of(grid="in", data=cache.digest(*pixel_arrays(ind)), **base_key)
-    in_grid = cache.cached_array(in_key, lambda: grid_scores(
-        dataset=Subset(ind, range(args.tune_images)), desc=f"{spec.in_dataset} grid", **common))
-    out_key = cache.key_of(grid="out", ood=ood_name, **base_key)
-    out_grid = cache.cached_array(out_key, lambda: grid_scores(
-        dataset=ood, desc=f"{ood_name} grid", **common))
-    fpr, auroc = fpr95_table(in_grid, out_grid)
-    temperature, epsilon = choose(fpr, auroc)
-    ti, ei = TEMPERATURES.index(temperature), EPSILONS.index(epsilon)
-
-    name = f"{args.nn}_{args.mode}_{ood_name}"
-    out_dir = paths.ROOT / "results" / "tuning"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = dict(nn=args.nn, mode=args.mode, tuned_on=ood_name, images_per_side=args.tune_images,
-                  temperature=temperature, epsilon=epsilon, heldout_fpr95=float(fpr[ti, ei]),
-                  heldout_auroc=float(auroc[ti, ei]), temperatures=TEMPERATURES,
-                  epsilons=EPSILONS, fpr95=fpr.tolist(), auroc=auroc.tolist())
-    (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
-    figures.FIGURES_DIR.mkdir(exist_ok=True)
-    figures.tuning_heatmap(fpr, TEMPERATURES, EPSILONS, (ti, ei),
-                           f"{args.nn}: held-out FPR at 95% TPR, tuned on {ood_name} "
-                           f"({args.tune_images} + {args.tune_images} images)",
-                           figures.FIGURES_DIR / f"{name}_tuning.png")
-    print(f"chosen T = {temperature}, eps = {epsilon}: held-out FPR95 "
-          f"{100 * fpr[ti, ei]:.1f}%, AUROC {100 * auroc[ti, ei]:.1f}% "
-          f"(results/tuning/{name}.json, figures/{name}_tuning.png)")
+    tuner = Tuner(args.nn, args.tune_images, device, args.batch_size, args.seed)
+    record = tuner.tune(args.mode, args.out_dataset)
+    name = record_name(args.nn, args.mode, record["tuned_on"], args.tune_images)
+    print(f"chosen T = {record['temperature']}, eps = {record['epsilon']}: held-out FPR95 "
+          f"{100 * record['heldout_fpr95']:.1f}%, AUROC {100 * record['heldout_auroc']:.1f}% "
+          f"(results/tuning/{name}.json, {figures.figure_path(args.nn, f'tuning_{name}')})")
     target = args.out_dataset if args.mode == "paper" else "<any OOD set>"
     print(f"evaluate: python code/main.py --nn {args.nn} --out_dataset {target} "
-          f"--temperature {temperature} --magnitude {epsilon}")
+          f"--temperature {record['temperature']} --magnitude {record['epsilon']}")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return report_errors(lambda: tune_model(args))
+    return report_errors(lambda: tune_cli(args))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,6 @@ def test_roc_and_histogram_files(tmp_path, monkeypatch):
     calData.write_scores(tmp_path / "softmax_scores", 1000, 0.0014, make(0.5), make(0.1))
     monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path / "figs")
     assert figures.main([str(tmp_path)]) == 0
-    written = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    written = sorted(p.name for p in (tmp_path / "figs" / "runs").iterdir())  # no run.json
     assert written == [f"{tmp_path.name}_hist.png", f"{tmp_path.name}_roc.png"]
-    assert all((tmp_path / "figs" / name).stat().st_size > 10000 for name in written)
+    assert all((tmp_path / "figs" / "runs" / name).stat().st_size > 10000 for name in written)

@@ -1,5 +1,8 @@
 """The efficient tuning grid equals scoring every (T, eps) from scratch; the choice rule."""
+import json
+
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import TensorDataset
 
@@ -39,21 +42,30 @@ def test_choice_and_tie_break():
     assert fpr.shape == (2, 3) and np.all(auroc > 0.9)
 
 
+def test_tuning_sets_of_each_mode():
+    assert tune.tuning_sets("paper", "iSUN", 1000) == ("iSUN", [("iSUN", 1000)])
+    assert tune.tuning_sets("transfer", "iSUN", 1000) == ("TIN_val", [("TIN_val", 1000)])
+    assert tune.tuning_sets("no-ood", None, 5) == ("noise", [("Uniform", 2), ("Gaussian", 3)])
+
+
 def test_tuning_command_on_real_images(installed, tmp_path, monkeypatch, capsys):
-    """The CLI end to end on 4 + 4 held-out images, each mode's tuning set."""
+    """The CLI end to end on 4 + 4 held-out images; grids are cached and reused."""
     import cache
     import figures
-    import paths
     monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path / "figures")
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
-    for mode, tuned_on in (("paper", "iSUN"), ("transfer", "TIN_val"), ("no-ood", "noise")):
-        dataset, name = tune.tuning_ood(mode, "iSUN", 4, seed=0)
-        assert name == tuned_on and len(dataset) == 4
+    monkeypatch.setattr(tune, "RECORDS_DIR", tmp_path / "tuning")
     assert tune.main(["--nn", "densenet10", "--out_dataset", "iSUN", "--tune-images", "4",
                       "--gpu", "-1", "--batch-size", "4"]) == 0
     out = capsys.readouterr().out
     assert "chosen T = " in out and "evaluate: python code/main.py --nn densenet10" in out
-    record = (tmp_path / "results" / "tuning" / "densenet10_paper_iSUN.json")
-    assert record.exists() and (tmp_path / "figures" / "densenet10_paper_iSUN_tuning.png").exists()
+    record = json.loads((tmp_path / "tuning" / "densenet10_paper_iSUN_n4.json").read_text())
+    assert record["images_per_side"] == 4 and record["temperature"] in tune.TEMPERATURES
+    assert np.asarray(record["fpr95"]).shape == (10, 21)
+    assert (tmp_path / "figures" / "densenet10" / "tuning_densenet10_paper_iSUN_n4.png").exists()
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2   # in-distribution + iSUN
+
+    tuner = tune.Tuner("densenet10", 4, "cpu", batch_size=4)
+    monkeypatch.setattr(tuner, "model", lambda: pytest.fail("grid not taken from the cache"))
+    assert tuner.tune("paper", "iSUN")["epsilon"] == record["epsilon"]
     assert tune.main(["--tune-images", "5000"]) == 2
