@@ -193,9 +193,38 @@ def write_modes_table(nn, args, by_mode, outcomes):
             base = ([f"{100 * baseline[fpr]:.1f}", f"{100 * baseline[auroc]:.1f}"] if baseline
                     else ["not run here (see results/%s.md)" % nn, ""])
             lines.append(f"| {OOD_SETS[name].label} | " + " | ".join(base + cells) + " |")
+    lines += ["", "On the Uniform and Gaussian rows, (c) is tuned on the same kind of noise it is "
+              "tested on (other images), so (c) is an out-of-sample test only on the other rows."]
     text = "\n".join(lines) + "\n"
     (RESULTS_DIR / f"{nn}_modes.md").write_text(text)
     return text
+
+
+def write_summary():
+    """results/README.md: one line per model table, means over the sets that ran."""
+    lines = ["# Results", "", "One table per model (`bash scripts/reproduce_tables.sh`); each "
+             "row of a table is baseline / ODIN on one OOD set. Means are over the sets that "
+             "ran here, so compare models only on the same sets.", "",
+             "| model | table | sets run | (T, eps) chosen by | mean FPR95 baseline → ODIN | "
+             "mean AUROC baseline → ODIN |", "|---|---|---|---|---|---|"]
+    for path in sorted(RESULTS_DIR.glob("*.csv")):
+        if path.stem.endswith("_modes"):
+            continue
+        with open(path, newline="") as f:
+            records = [r for r in csv.DictReader(f)]
+        ran = {(r["ood_set"], r["method"]): r for r in records if r["method"]}
+        sets = sorted({s for s, _ in ran})
+        by = ", ".join(sorted({r["chosen_by"].split(")")[0] + ")" if ")" in r["chosen_by"]
+                               else r["chosen_by"] for r in ran.values()}))
+
+        def mean(method, metric):
+            return sum(float(ran[(s, method)][metric]) for s in sets) / len(sets)
+        cells = ([f"{mean('Baseline', m):.1f} → {mean('ODIN', m):.1f}"
+                  for m in ("FPR at TPR 95%", "AUROC")] if sets else ["not run here", ""])
+        lines.append(f"| {path.stem} | [{path.stem}.md]({path.stem}.md) | "
+                     f"{len(sets)} of {len({r['ood_set'] for r in records})} | {by} | "
+                     + " | ".join(cells) + " |")
+    (RESULTS_DIR / "README.md").write_text("\n".join(lines) + "\n")
 
 
 def unavailable_table(nn, args, reason):
@@ -263,8 +292,10 @@ def main_cli(argv=None):
 def report_table(args):
     started = time.time()
     text, modes = run_table(args)
+    write_summary()
     print(text + ("\n" + modes if modes else ""))
-    written = f"results/{args.nn}.md, .csv" + (f", results/{args.nn}_modes.md" if modes else "")
+    written = (f"results/{args.nn}.md, .csv" + (f", results/{args.nn}_modes.md" if modes else "")
+               + ", results/README.md")
     print(f"wall {time.time() - started:.0f} s. Written: {written}, figures/{args.nn}/")
 
 

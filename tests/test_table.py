@@ -37,6 +37,9 @@ def test_tables_of_densenet10(installed, tmp_path, monkeypatch):
     assert [r["method"] for r in records if r["ood_set"] == "iSUN"] == ["Baseline", "ODIN"]
     assert all(0 <= float(r["AUROC"]) <= 100 for r in records if r["method"])
 
+    summary = rows_of((tmp_path / "results" / "README.md").read_text())["densenet10"]
+    assert "| 2 of 3 |" in summary and "release" in summary and "(a)" in summary
+
     modes = rows_of((tmp_path / "results" / "densenet10_modes.md").read_text())
     tuned = {m: tune.Tuner("densenet10", 2, "cpu").tune(m, "iSUN") for m in tune.MODES}
     cells = modes["iSUN"].split(" | ")
