@@ -72,6 +72,12 @@ def save(key, first, scores):
     _save_arrays(key, first=np.asarray(first), **{f: getattr(scores, f) for f in FIELDS})
 
 
+def covers(key, indices):
+    """Whether a valid entry holds the scores of the images ``indices`` (a range)."""
+    entry = load(key)
+    return entry is not None and entry[0] <= indices.start and indices.stop <= entry[0] + len(entry[1])
+
+
 def cached_array(key, compute):
     """``compute()``'s array, from the cache when a valid entry exists."""
     arrays = _load_arrays(key)

@@ -144,11 +144,16 @@ def report_accuracy(args, device):
           f"{100 * correct / len(dataset):.2f}%")
 
 
+def in_distribution_key(spec, ind, args, device):
+    """The cache key of the in-distribution scores: weights, images, T, eps, device type."""
+    return cache.key_of(model=sha256_of(spec.path), data=cache.digest(*pixel_arrays(ind)),
+                        mean=spec.mean, std=spec.std, temperature=args.temperature,
+                        epsilon=args.magnitude, device=torch.device(device).type)
+
+
 def in_distribution_scores(model, spec, ind, indices, args, device, common):
     """Scores of the in-distribution images, cached on disk across OOD sets."""
-    key = cache.key_of(model=sha256_of(spec.path), data=cache.digest(*pixel_arrays(ind)),
-                       mean=spec.mean, std=spec.std, temperature=args.temperature,
-                       epsilon=args.magnitude, device=torch.device(device).type)
+    key = in_distribution_key(spec, ind, args, device)
 
     def compute(wanted):
         return calData.score_dataset(model, Subset(ind, wanted), desc=spec.in_dataset, **common)

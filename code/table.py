@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tqdm import tqdm  # noqa: E402
 
+import cache  # noqa: E402
 import calMetric  # noqa: E402
 import figures  # noqa: E402
 import main  # noqa: E402
@@ -104,20 +105,34 @@ def evaluate(args, wanted, device):
     todo = [k for k, (run, _) in plans.items() if args.force or not finished(main.run_folder(run))]
     # Larger sets first: their in-distribution scores then serve the smaller ones (iSUN).
     todo.sort(key=lambda k: -len(plans[k][1][4]))
-    images = sum(2 * len(plans[k][1][4]) for k in todo)
-    compiled = runtime.should_compile(args.compile, device, images)
+    work = images_to_score(todo, plans, args, device)
+    compiled = runtime.should_compile(args.compile, device, sum(work.values()))
     model = runtime.prepare_model(load_model(args.nn, device)[0], device, compiled) if todo else None
-    with tqdm(total=images, desc=f"{args.nn}: {len(todo)} run(s) to score", unit="img",
-              dynamic_ncols=True, disable=not todo) as overall:
+    with tqdm(total=sum(work.values()), desc=f"{args.nn}: {len(todo)} run(s) to score",
+              unit="img", dynamic_ncols=True, disable=not todo) as overall:
         for k in todo:
             run, planned = plans[k]
             main.score_pair(model, compiled, planned, run, device)
-            overall.update(2 * len(planned[4]))
+            overall.update(work[k])
     for k, (run, _) in plans.items():
         folder = main.run_folder(run)
         outcomes[k] = (folder, calMetric.run_metrics(folder, args.metrics,
                                                       finished(folder)["num_classes"]))
     return outcomes
+
+
+def images_to_score(todo, plans, args, device):
+    """{run: images it will really score}, so that the overall ETA is right: its OOD side,
+    and its in-distribution side unless an earlier run or the cache has that (T, eps)."""
+    work, seen = {}, set()
+    for k in todo:
+        run, (spec, _, _, ind, indices) = plans[k]
+        setting = (run.temperature, run.magnitude)
+        fresh = args.no_cache or not (setting in seen or cache.covers(
+            main.in_distribution_key(spec, ind, run, device), indices))
+        seen.add(setting)
+        work[k] = len(indices) * (2 if fresh else 1)
+    return work
 
 
 def percent_pair(result, metric):

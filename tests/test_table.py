@@ -50,6 +50,17 @@ def test_tables_of_densenet10(installed, tmp_path, monkeypatch):
     assert "densenet10_iSUN_T1000_eps0.0014_n4_roc.png" in figure_names
     assert "tuning_densenet10_transfer_TIN_val_n2.png" in figure_names
 
+    # The overall progress bar counts each (T, eps)'s in-distribution side once, and not at all
+    # where the cache holds it (iSUN at T = 1000, eps = 0.0014 was scored above).
+    runs = {}
+    for name, temperature in (("iSUN", 7), ("TIN_crop", 7), ("TIN_crop", 1000)):
+        run = main.build_parser().parse_args(["--out_dataset", name, "--max-images", "4",
+                                              "--temperature", str(temperature)])
+        main.check_args(run)
+        runs[(name, temperature)] = (run, main.plan(run))
+    assert table.images_to_score(list(runs), runs, run, "cpu") == {
+        ("iSUN", 7): 8, ("TIN_crop", 7): 4, ("TIN_crop", 1000): 4}
+
     # A second call reuses every finished run and every grid.
     monkeypatch.setattr(main, "score_pair", lambda *a: pytest.fail("a finished run was rescored"))
     monkeypatch.setattr(tune, "grid_scores", lambda *a, **k: pytest.fail("a grid was recomputed"))
