@@ -75,7 +75,10 @@ def save(key, first, scores):
 def covers(key, indices):
     """Whether a valid entry holds the scores of the images ``indices`` (a range)."""
     entry = load(key)
-    return entry is not None and entry[0] <= indices.start and indices.stop <= entry[0] + len(entry[1])
+    if entry is None:
+        return False
+    first, scores = entry
+    return first <= indices.start and indices.stop <= first + len(scores)
 
 
 def cached_array(key, compute):
