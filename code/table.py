@@ -24,6 +24,7 @@ that say why. Output: results/<model>.md and .csv (results/<model>_modes.md and
 import argparse
 import copy
 import csv
+import functools
 import sys
 import time
 from pathlib import Path
@@ -259,12 +260,9 @@ def run_table(args):
     except UserError as e:
         print(f"{args.nn} cannot run here: {e}")
         return unavailable_table(args.nn, args, str(e)), ""
-    tuners = {}
-
-    def tuner():
-        if not tuners:
-            tuners[0] = tune.Tuner(args.nn, args.tune_images, device, args.batch_size, args.seed)
-        return tuners[0]
+    # one Tuner, made only if some row needs tuning
+    tuner = functools.cache(lambda: tune.Tuner(args.nn, args.tune_images, device,
+                                               args.batch_size, args.seed))
 
     sets = tested_sets()
     chosen = choose_settings(args.nn, args.settings, tuner, sets)
