@@ -15,8 +15,9 @@ every evaluation skips. Each (set, T, eps) is an ordinary run folder under
 runs/ (calMetric.py reads any of them): a finished one is reused, --force scores
 it again. The model is loaded (and compiled) once; the in-distribution side of
 each (T, eps) is scored once (code/cache.py). Sets that cannot run here are rows
-that say why. Output: results/<model>.md and .csv (results/<model>_modes.md and
-.csv), figures/<model>/.
+that say why. Output: results/<model>.md and .csv (results/<model>_<settings>.md
+where --settings is not the model's default; results/<model>_modes.md and .csv),
+figures/<model>/.
 
     python table.py --nn densenet10 --compare-modes
     python table.py --nn resnet20
@@ -64,6 +65,12 @@ def tested_sets():
 
 def default_settings(nn):
     return "release" if nn in RELEASE_EPSILON else "transfer"
+
+
+def table_name(nn, settings):
+    """results/<nn>.md for the model's default settings, <nn>_<settings>.md for the others, so
+    that asking for another setting never replaces the default table."""
+    return nn if settings == default_settings(nn) else f"{nn}_{settings}"
 
 
 def finished(folder):
@@ -148,11 +155,12 @@ def header(nn, args, what):
 
 
 def write_main_table(nn, args, chosen, outcomes):
-    """results/<nn>.md (rows: OOD sets; cells 'baseline / ODIN') and results/<nn>.csv."""
+    """results/<table_name>.md (rows: OOD sets; cells 'baseline / ODIN') and its .csv."""
+    name_of_table = table_name(nn, args.settings)
     lines = [header(nn, args, f"baseline / ODIN, (T, eps) by '{args.settings}'"), "",
              "| OOD set | T | eps | chosen by | " + " | ".join(calMetric.METRICS) + " |",
              "|" + "---|" * (len(calMetric.METRICS) + 4)]
-    with open(RESULTS_DIR / f"{nn}.csv", "w", newline="") as f:
+    with open(RESULTS_DIR / f"{name_of_table}.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "temperature", "epsilon", "chosen_by", "method",
                       *calMetric.METRICS, "note"])
@@ -172,7 +180,7 @@ def write_main_table(nn, args, chosen, outcomes):
                 out.writerow([name, t, e, by, method,
                               *[f"{100 * result[method][m]:.2f}" for m in calMetric.METRICS], ""])
     text = "\n".join(lines) + "\n"
-    (RESULTS_DIR / f"{nn}.md").write_text(text)
+    (RESULTS_DIR / f"{name_of_table}.md").write_text(text)
     return text
 
 
@@ -307,7 +315,8 @@ def report_table(args):
     text, modes = run_table(args)
     write_summary()
     print(text + ("\n" + modes if modes else ""))
-    written = (f"results/{args.nn}.md, .csv" + (f", results/{args.nn}_modes.md" if modes else "")
+    written = (f"results/{table_name(args.nn, args.settings)}.md, .csv"
+               + (f", results/{args.nn}_modes.md" if modes else "")
                + ", results/README.md")
     print(f"wall {time.time() - started:.0f} s. Written: {written}, figures/{args.nn}/")
 

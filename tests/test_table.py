@@ -73,3 +73,14 @@ def test_a_model_that_cannot_run_here_gets_a_table_that_says_why(tmp_path, monke
     rows = rows_of((tmp_path / "wideresnet10.md").read_text())
     del rows["OOD set"]
     assert len(rows) == 11 and all("wideresnet10.pth not found" in r for r in rows.values())
+
+
+def test_another_setting_gets_its_own_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(table, "RESULTS_DIR", tmp_path)
+    assert table.main_cli(["--nn", "wideresnet10", "--gpu", "-1"]) == 0
+    default = (tmp_path / "wideresnet10.md").read_text()
+    assert table.main_cli(["--nn", "wideresnet10", "--gpu", "-1", "--settings", "paper"]) == 0
+    assert (tmp_path / "wideresnet10.md").read_text() == default
+    assert "(T, eps) by 'paper'" in (tmp_path / "wideresnet10_paper.md").read_text()
+    assert table.table_name("resnet20", "transfer") == "resnet20"   # the ResNets' default
+    assert table.table_name("resnet20", "paper") == "resnet20_paper"
