@@ -235,7 +235,7 @@ def write_summary():
         if path.stem.endswith("_modes"):
             continue
         with open(path, newline="") as f:
-            records = [r for r in csv.DictReader(f)]
+            records = list(csv.DictReader(f))
         ran = {(r["ood_set"], r["method"]): r for r in records if r["method"]}
         sets = sorted({s for s, _ in ran})
         by = ", ".join(sorted({r["chosen_by"].split(")")[0] + ")" if ")" in r["chosen_by"]
