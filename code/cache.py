@@ -1,8 +1,11 @@
-"""On-disk cache of in-distribution scores, reused across OOD sets.
+"""On-disk cache of computed scores: in-distribution scores reused across OOD sets, and
+tuning grids (layer 3).
 
-The in-distribution side of a run depends only on the model weights, the
-images and (T, eps): the key hashes all of them, so a change of any recomputes.
-An entry holds the scores of a contiguous range of image indices and serves any
+A key hashes everything the cached value depends on (``scoring_key``): the
+weights' sha256, the images' content digest, the normalisation, every
+hyper-parameter (T, eps or their grids), the device type and the scoring code's
+version, so a change of any of them recomputes. A scores entry holds the scores of a
+contiguous range of image indices and serves any
 range inside it (iSUN's 1,000..8,924 comes from the 1,000..9,999 of the other
 sets). Each entry stores a checksum of its arrays; an entry that does not load
 or does not match is reported, recomputed and replaced, never trusted.
@@ -13,31 +16,31 @@ import os
 
 import numpy as np
 
-from calData import Scores
-from paths import RUNS_DIR
+from calData import SCORING_VERSION, Scores
+from digests import array_digest as digest
+from paths import cache_dir
 
-CACHE_DIR = RUNS_DIR / ".cache"
 FIELDS = ("baseline", "odin", "predictions", "labels")
-VERSION = 1  # bump when scoring changes what it computes
-
-
-def digest(*arrays):
-    h = hashlib.sha256()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        h.update(str((array.dtype.str, array.shape)).encode())
-        h.update(array.tobytes())
-    return h.hexdigest()
+ENTRY_FORMAT = 1  # of the files below
 
 
 def key_of(**parts):
-    return hashlib.sha256(json.dumps({"version": VERSION, **parts}, sort_keys=True,
+    return hashlib.sha256(json.dumps({"format": ENTRY_FORMAT, **parts}, sort_keys=True,
                                      default=str).encode()).hexdigest()[:32]
+
+
+def scoring_key(*, what, weights, images, mean, std, device, **settings):
+    """The key of scores computed by the scoring code: ``what`` (the kind of value),
+    ``weights`` (sha256 of the weights file), ``images`` (content digest of the images
+    scored), the normalisation ``mean`` and ``std``, the ``device`` type, and every
+    hyper-parameter in ``settings``; the scoring code's version is added here."""
+    return key_of(what=what, weights=weights, images=images, mean=list(mean), std=list(std),
+                  device=str(device), scoring_version=SCORING_VERSION, **settings)
 
 
 def _load_arrays(key):
     """The arrays of a valid entry, else None (a bad entry is reported, never trusted)."""
-    path = CACHE_DIR / f"{key}.npz"
+    path = cache_dir() / f"{key}.npz"
     if not path.exists():
         return None
     try:
@@ -54,10 +57,11 @@ def _load_arrays(key):
 
 
 def _save_arrays(key, **arrays):
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE_DIR / f"{key}.tmp.npz"
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{key}.tmp.npz"
     np.savez(tmp, checksum=digest(*(arrays[name] for name in sorted(arrays))), **arrays)
-    os.replace(tmp, CACHE_DIR / f"{key}.npz")
+    os.replace(tmp, folder / f"{key}.npz")
 
 
 def load(key):

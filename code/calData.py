@@ -1,4 +1,4 @@
-"""ODIN scoring: temperature scaling and gradient-sign input perturbation, batched.
+"""ODIN scoring: temperature scaling and gradient-sign input perturbation, batched (layer 3).
 
 For each image x (in the model's normalised input space), as in the release
 (../shared/SPEC-odin.md):
@@ -14,7 +14,6 @@ image's input gradient exactly its own. Scores are written in the release's
 format: four files ``confidence_{Base,Our}_{In,Out}.txt``, one ``T, eps, score``
 line per image.
 """
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +22,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-SCORE_FILES = (("Base", "In"), ("Base", "Out"), ("Our", "In"), ("Our", "Out"))
+import scorefiles
+
+# Part of every cache key of scores computed here: bump it when a change to this
+# module's arithmetic changes what it computes, so that no stale score is served.
+SCORING_VERSION = 2
 
 
 @dataclass
@@ -102,26 +105,8 @@ def score_dataset(model, dataset, mean, std, temperature, epsilon, device,
     return Scores(*(np.concatenate(column) for column in zip(*parts)))
 
 
-def format_number(value):
-    """T and eps as the release printed them: an int T as 1000, eps as 0.0014 or 0.0."""
-    return str(value) if isinstance(value, int) else repr(float(value))
-
-
-def write_score_file(path, temperature, epsilon, scores):
-    """One ``T, eps, score`` line per image, written atomically."""
-    prefix = f"{format_number(temperature)}, {format_number(epsilon)}, "
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        # str() of a float32 is its shortest round-trip form, as the release wrote it
-        f.writelines(f"{prefix}{str(s)}\n" for s in np.asarray(scores, dtype=np.float32))
-    os.replace(tmp, path)
-
-
 def write_scores(folder, temperature, epsilon, in_scores, out_scores):
     """The release's four score files in ``folder``."""
-    os.makedirs(folder, exist_ok=True)
-    for method, side in SCORE_FILES:
-        scores = in_scores if side == "In" else out_scores
-        values = scores.baseline if method == "Base" else scores.odin
-        write_score_file(os.path.join(folder, f"confidence_{method}_{side}.txt"),
-                         temperature, epsilon, values)
+    scorefiles.write_scores(folder, temperature, epsilon, {
+        ("Base", "In"): in_scores.baseline, ("Base", "Out"): out_scores.baseline,
+        ("Our", "In"): in_scores.odin, ("Our", "Out"): out_scores.odin})

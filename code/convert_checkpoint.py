@@ -1,6 +1,7 @@
-"""Convert a checkpoint you trust (e.g. a full pickle of the ODIN release) to a state_dict.
+"""Convert a full pickled checkpoint you trust into a plain state_dict.
 
-Full pickles run code when loaded, so the project loads them only when their
+The ODIN release ships whole pickled modules (``torch.save(model)``); unpickling
+runs arbitrary code when loaded, so the project loads them only when their
 sha256 is a known release file. For any other pickle you trust, this script
 unpickles it once, explicitly, and saves only its tensors:
 
@@ -14,9 +15,23 @@ import sys
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # densenet / wideresnet for unpickling
+import torch
 
-import torch  # noqa: E402
+import densenet  # noqa: F401  (the release's pickles name these modules)
+import wideresnet  # noqa: F401
+from models import state_dict_of
+from paths import UserError, report_errors
+
+
+def convert(source, target):
+    if target.exists():
+        raise UserError(f"{target} exists; choose another name")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = torch.load(source, map_location="cpu", weights_only=False)
+    state = state_dict_of(obj, source)
+    torch.save({k: v.clone() for k, v in state.items()}, target)
+    print(f"wrote {len(state)} tensors to {target}")
 
 
 def main(argv=None):
@@ -25,19 +40,7 @@ def main(argv=None):
     parser.add_argument("source", type=Path, help="checkpoint to convert (you must trust it)")
     parser.add_argument("target", type=Path, help="where to write the state_dict")
     args = parser.parse_args(argv)
-    if args.target.exists():
-        print(f"error: {args.target} exists; choose another name", file=sys.stderr)
-        return 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        obj = torch.load(args.source, map_location="cpu", weights_only=False)
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.state_dict()
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    torch.save({k: v.clone() for k, v in obj.items()}, args.target)
-    print(f"wrote {len(obj)} tensors to {args.target}")
-    return 0
+    return report_errors(lambda: convert(args.source, args.target))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""The in-distribution and out-of-distribution image sets, as torch Datasets.
+"""The in-distribution and out-of-distribution image sets, as torch Datasets (layer 2).
+
+Datasets read installed files only (assets.py says where they are); a set that
+is not installed or not built is a clear error, never built or downloaded here.
 
 Every dataset yields ``(image, label)`` with ``image`` a 3x32x32 tensor in
 [0, 1] pixel units: uint8 for stored images (divided by 255 on the device, the
@@ -6,6 +9,7 @@ same arithmetic as torchvision's ToTensor), float32 for synthetic noise.
 Normalisation is the model's business (calData.py), not the dataset's.
 """
 import gzip
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +19,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.transforms import PILToTensor
 
-import fetch
-from paths import DATA_DIR, UserError
+from assets import require, require_rebuilt
+from digests import array_digest
+from paths import UserError, data_dir
 
 IMAGE_SIZE = 32
 NOISE_COUNT = 10000
@@ -95,25 +100,35 @@ def grey28_to_rgb32(images):
     return torch.from_numpy(np.repeat(padded[:, None], 3, axis=1))
 
 
-def _installed(item_name):
-    item = fetch.ITEMS_BY_NAME[item_name]
-    path = fetch.installed_path(item)
-    if path is None:
-        raise UserError(fetch.unavailable_message(item))
-    return path
-
-
-def pixel_arrays(dataset):
-    """The images and labels of an in-memory dataset (for content hashing)."""
+def _in_memory(dataset):
+    """(images, labels) arrays of an in-memory dataset, else None."""
     if isinstance(dataset, ArrayImages):
         return dataset.images.numpy(), np.asarray(dataset.labels)
-    return dataset.data, np.asarray(dataset.targets)  # torchvision's CIFAR10 / CIFAR100
+    if isinstance(dataset, (CIFAR10, CIFAR100)):
+        return dataset.data, np.asarray(dataset.targets)
+    return None
+
+
+def content_digest(dataset, indices=None):
+    """sha256 of what ``dataset`` holds at ``indices`` (a range; default all): the part of a
+    cache key that changes when a set is rebuilt, re-seeded or replaced. In-memory sets
+    hash their arrays; the others hash every image and label they yield."""
+    indices = range(len(dataset)) if indices is None else indices
+    arrays = _in_memory(dataset)
+    if arrays is not None:
+        part = slice(indices.start, indices.stop, indices.step)
+        return array_digest(*(array[part] for array in arrays))
+    h = hashlib.sha256()
+    for i in indices:
+        image, label = dataset[i]
+        h.update(array_digest(np.asarray(image), np.asarray(label)).encode())
+    return h.hexdigest()
 
 
 def cifar(in_dataset):
     """The CIFAR-10 or CIFAR-100 test set in its original order."""
     if in_dataset == "CIFAR-10":
-        path = _installed("cifar10")
+        path = require("cifar10")
         if path.suffix == ".npz":
             with np.load(path) as npz:
                 images, labels = npz["images"], npz["labels"]
@@ -121,9 +136,9 @@ def cifar(in_dataset):
                 raise UserError(f"{path}: images of shape {images.shape[1:]}, expected 32x32x3")
             return ArrayImages(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
                                labels)
-        return CIFAR10(str(DATA_DIR), train=False, transform=PILToTensor())
-    _installed("cifar100")
-    return CIFAR100(str(DATA_DIR), train=False, transform=PILToTensor())
+        return CIFAR10(str(data_dir()), train=False, transform=PILToTensor())
+    require("cifar100")
+    return CIFAR100(str(data_dir()), train=False, transform=PILToTensor())
 
 
 @dataclass(frozen=True)
@@ -167,11 +182,9 @@ def ood_dataset(name, seed=0):
     if spec.kind == "noise":
         return NoiseImages(name, seed)
     if spec.kind == "release":
-        return image_folder(_installed(name))
+        return image_folder(require(name))
     if spec.kind == "rebuilt":
-        import rebuild
-        _installed("tinyimagenet-val" if name == "TIN_val" else "tinyimagenet-test")
-        return image_folder(rebuild.build(name))
+        return image_folder(require_rebuilt(name))
     family = "mnist" if name == "MNIST" else "fashion-mnist"
-    images = read_idx_images(_installed(f"{family}-images"))
+    images = read_idx_images(require(f"{family}-images"))
     return ArrayImages(grey28_to_rgb32(images), np.full(len(images), -1))

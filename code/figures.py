@@ -1,5 +1,5 @@
 """Figures: ROC curves (baseline vs ODIN) and in/out score histograms of run folders,
-and the heat map of a tuning grid.
+and the heat map of a tuning grid (layer 5).
 
     python figures.py ../runs/densenet10_iSUN_T1000_eps0.0014 [more run folders]
 
@@ -9,29 +9,25 @@ import argparse
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+from metrics import exact_metrics
+import scorefiles
+from paths import figures_dir, report_errors
 
-import calMetric  # noqa: E402
-from paths import ROOT, report_errors  # noqa: E402
-
-FIGURES_DIR = ROOT / "figures"
+plt.switch_backend("Agg")   # files only, never a window
 METHODS = (("Base", "Baseline (T = 1, no perturbation)"), ("Our", "ODIN"))
 
 
 def load_scores(folder):
     """{'Base': (in, out), 'Our': (in, out)} from a run folder."""
-    scores = calMetric.find_score_dir(folder)
-    return {m: tuple(calMetric.read_score_file(scores / f"confidence_{m}_{side}.txt")[2]
-                     for side in ("In", "Out")) for m, _ in METHODS}
+    return {m: scorefiles.read_scores(folder, m)[1:] for m, _ in METHODS}
 
 
 def title_of(folder):
-    info = calMetric.read_run_info(folder)
+    info = scorefiles.read_run_info(folder)
     if not info:
         return Path(folder).name
     return (f"{info['nn']} ({info['in_dataset']}) vs {info['out_label']}: "
@@ -44,7 +40,7 @@ def roc_figure(folder, path):
     for method, label in METHODS:
         ins, outs = scores[method]
         fpr, tpr, _ = roc_curve(np.r_[np.ones(len(ins)), np.zeros(len(outs))], np.r_[ins, outs])
-        auroc = calMetric.exact_metrics(ins, outs)["AUROC"]
+        auroc = exact_metrics(ins, outs)["AUROC"]
         ax.plot(fpr, tpr, label=f"{label}, AUROC {100 * auroc:.1f}%")
     ax.axhline(0.95, color="grey", lw=0.8, ls="--", label="TPR 95%")
     ax.set(xlabel="false positive rate (OOD images accepted)",
@@ -59,7 +55,7 @@ def roc_figure(folder, path):
 
 def histogram_figure(folder, path):
     scores = load_scores(folder)
-    info = calMetric.read_run_info(folder)
+    info = scorefiles.read_run_info(folder)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (method, label) in zip(axes, METHODS):
         ins, outs = scores[method]
@@ -91,6 +87,18 @@ def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
     plt.close(fig)
 
 
+def draw_tuning(record, name):
+    """The heat map of a tuning record (tuning.Tuner.tune): figures/<model>/tuning_<name>.png."""
+    temperatures, epsilons = record["temperatures"], record["epsilons"]
+    chosen = (temperatures.index(record["temperature"]), epsilons.index(record["epsilon"]))
+    count = record["images_per_side"]
+    path = figure_path(record["nn"], f"tuning_{name}")
+    tuning_heatmap(record["fpr95"], temperatures, epsilons, chosen,
+                   f"{record['nn']}: held-out FPR at 95% TPR, tuned on {record['tuned_on']} "
+                   f"({count} + {count} images)", path)
+    return path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +109,7 @@ def main(argv=None):
 
 def figure_path(nn, name):
     """figures/<model>/<name>.png, its folder created."""
-    folder = FIGURES_DIR / nn
+    folder = figures_dir() / nn
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}.png"
 
@@ -110,7 +118,7 @@ def draw_runs(folders, quiet=False):
     """ROC and histogram figures of each run folder; returns their paths."""
     written = []
     for folder in folders:
-        info = calMetric.read_run_info(folder) or {}
+        info = scorefiles.read_run_info(folder)
         for kind, draw in (("roc", roc_figure), ("hist", histogram_figure)):
             path = figure_path(info.get("nn", "runs"), f"{Path(folder).resolve().name}_{kind}")
             draw(folder, path)
@@ -122,4 +130,3 @@ def draw_runs(folders, quiet=False):
 
 if __name__ == "__main__":
     sys.exit(main())
-

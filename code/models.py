@@ -1,4 +1,6 @@
-"""The named pre-trained models: architecture, classes, input normalisation, file, origin.
+"""The named pre-trained models: architecture, classes, input normalisation, file, origin
+(layer 2). Where each file comes from (URL, checksum) is the asset catalogue's business:
+every model is the asset item of the same name.
 
 ``load_model(name, device)`` returns the network in eval mode with frozen
 weights. Checkpoints are read with ``torch.load(weights_only=True)``; a full
@@ -11,10 +13,11 @@ from typing import Callable
 
 import torch
 
+from assets import ITEMS_BY_NAME, Unavailable, where_to_get
 from cifar_resnet import CifarResNet
 from densenet import DenseNet3
-from fetch import file_digest
-from paths import MODELS_DIR, UserError
+from digests import file_digest
+from paths import UserError, shown
 from wideresnet import WideResNet
 
 ODIN_MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
@@ -28,7 +31,6 @@ CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 RELEASE_PICKLES = {
     "3211ffc3f6107d0605b5914d58fd352318b7af6464e99eb875b88e5c38fdcb31": "densenet10.pth",
 }
-DROPBOX = "https://www.dropbox.com/s/"
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,7 @@ class ModelSpec:
     build: Callable[[], torch.nn.Module]
     mean: tuple
     std: tuple
-    file: str                       # under models/
-    origin: str                     # where the weights come from, and their licence
+    origin: str                     # who trained the weights, and their licence
     rename: tuple = ()              # (old key prefix, new key prefix) pairs
 
     @property
@@ -48,8 +49,12 @@ class ModelSpec:
         return 10 if self.in_dataset == "CIFAR-10" else 100
 
     @property
+    def asset(self):
+        return ITEMS_BY_NAME[self.name]
+
+    @property
     def path(self):
-        return MODELS_DIR / self.file
+        return self.asset.dest
 
 
 def _densenet(classes):
@@ -64,33 +69,32 @@ def _resnet(depth, classes, shortcut):
     return lambda: CifarResNet(depth, classes, shortcut)
 
 
+ODIN_RELEASE = "ODIN release (CC BY-NC 4.0), https://github.com/facebookresearch/odin"
 AKAMASTER = ("akamaster/pytorch_resnet_cifar10 (BSD-2), "
              "https://github.com/akamaster/pytorch_resnet_cifar10")
 MODELS = {spec.name: spec for spec in [
     ModelSpec("densenet10", "DenseNet-BC-100", "CIFAR-10", _densenet(10), ODIN_MEAN, ODIN_STD,
-              "densenet10.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}wr4kjintq1tmorr/densenet10.pth.tar.gz"),
+              ODIN_RELEASE),
     ModelSpec("densenet100", "DenseNet-BC-100", "CIFAR-100", _densenet(100), ODIN_MEAN, ODIN_STD,
-              "densenet100.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}vxuv11jjg8bw2v9/densenet100.pth.tar.gz"),
+              ODIN_RELEASE),
     ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
-              "wideresnet10.pth", f"ODIN release (CC BY-NC 4.0), {DROPBOX}uiye5nw0uj6ie53/wideresnet10.pth.tar.gz"),
+              ODIN_RELEASE),
     ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
-              "wideresnet100.pth", "ODIN release (CC BY-NC 4.0); the release README links "
-              f"{DROPBOX}uiye5nw0uj6ie53/wideresnet100.pth.tar.gz (same key as wideresnet10)"),
+              ODIN_RELEASE),
     ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
-              DICE_MEAN, DICE_STD, "dice_densenet10.pth.tar",
+              DICE_MEAN, DICE_STD,
               "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
     ModelSpec("dice_densenet100", "DenseNet-BC-100 (DICE)", "CIFAR-100", _densenet(100),
-              DICE_MEAN, DICE_STD, "dice_densenet100.pth.tar",
+              DICE_MEAN, DICE_STD,
               "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
     ModelSpec("necas_densenet10", "DenseNet-BC-100 (Necas)", "CIFAR-10", _densenet(10),
-              ODIN_MEAN, ODIN_STD, "necas_densenet10.pth.tar",
-              "Necas, independent DenseNet-BC-100 training (BSD-3)"),
+              ODIN_MEAN, ODIN_STD, "Necas, independent DenseNet-BC-100 training (BSD-3)"),
     *[ModelSpec(f"resnet{d}", f"ResNet-{d}", "CIFAR-10", _resnet(d, 10, "A"),
-                IMAGENET_MEAN, IMAGENET_STD, f"resnet{d}.th", AKAMASTER,
+                IMAGENET_MEAN, IMAGENET_STD, AKAMASTER,
                 rename=(("module.", ""), ("linear.", "fc.")))
       for d in (20, 32, 44, 56)],
     ModelSpec("resnet56_cifar100", "ResNet-56", "CIFAR-100", _resnet(56, 100, "B"),
-              CIFAR100_MEAN, CIFAR100_STD, "resnet56_cifar100.pt",
+              CIFAR100_MEAN, CIFAR100_STD,
               "chenyaofo/pytorch-cifar-models (BSD-3), "
               "https://github.com/chenyaofo/pytorch-cifar-models"),
 ]}
@@ -126,42 +130,56 @@ def read_checkpoint(path):
                         f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
 
-def extract_state_dict(obj, spec):
+def state_dict_of(obj, path):
     """The tensors of a module, a {'state_dict': ...} checkpoint or a plain state_dict."""
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{spec.path}: holds no state_dict of tensors")
-    state = {}
-    for key, value in obj.items():
-        for old, new in spec.rename:
+        raise UserError(f"{path}: holds no state_dict of tensors")
+    return obj
+
+
+def renamed(state, rename):
+    """``state`` with each key's prefix ``old`` replaced by ``new``, for (old, new) in rename."""
+    out = {}
+    for key, value in state.items():
+        for old, new in rename:
             if key.startswith(old):
                 key = new + key[len(old):]
-        state[key] = value
-    return state
+        out[key] = value
+    return out
 
 
-def load_weights(model, state, spec):
+def load_weights(model, state, spec, path):
     """Load ``state`` into ``model``; old pickles lack BN's num_batches_tracked, which is fine."""
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:
         mismatch = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line),
                         str(e).splitlines()[0])
-        raise UserError(f"{spec.path} does not fit {spec.name} ({spec.label}, "
+        raise UserError(f"{path} does not fit {spec.name} ({spec.label}, "
                         f"{spec.num_classes} classes): {mismatch}") from None
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise UserError(f"{spec.path} does not fit {spec.name} ({spec.label}): "
+        raise UserError(f"{path} does not fit {spec.name} ({spec.label}): "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def build_from(spec, path):
+    """The network of ``spec`` with the weights of the checkpoint at ``path``, frozen, eval mode."""
+    model = spec.build()
+    load_weights(model, renamed(state_dict_of(read_checkpoint(path), path), spec.rename),
+                 spec, path)
+    return model.eval().requires_grad_(False)
 
 
 def require_weights(spec):
     if not spec.path.exists():
-        raise UserError(f"model file {spec.path} not found: run scripts/get_data.sh, or put "
-                        f"the file there yourself (it comes from {spec.origin})")
+        raise Unavailable(f"model file {shown(spec.path)} not found: run bash "
+                          f"scripts/get_data.sh, or get it from {where_to_get(spec.asset)} "
+                          f"into {shown(spec.path)} ({spec.origin})")
 
 
 def weights_sha256(name):
@@ -174,7 +192,4 @@ def weights_sha256(name):
 def load_model(name, device="cpu"):
     spec = get_spec(name)
     require_weights(spec)
-    model = spec.build()
-    load_weights(model, extract_state_dict(read_checkpoint(spec.path), spec), spec)
-    model.eval().requires_grad_(False)
-    return model.to(device), spec
+    return build_from(spec, spec.path).to(device), spec

@@ -1,12 +1,53 @@
-"""Where the project keeps things, and the one exception type users see."""
+"""Where the project keeps things, and the one exception type users see (layer 0).
+
+Every folder can be moved with an environment variable, so that a test suite or
+a second checkout never touches the repository's own data, runs or results:
+ODIN_DATA_DIR, ODIN_MODELS_DIR, ODIN_RUNS_DIR, ODIN_RESULTS_DIR, ODIN_FIGURES_DIR,
+and ODIN_MIRROR for the local mirror the setup copies from.
+"""
 import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"
-MODELS_DIR = ROOT / "models"
-RUNS_DIR = ROOT / "runs"
+
+
+def _folder(variable, default):
+    value = os.environ.get(variable)
+    return Path(value) if value else ROOT / default
+
+
+def data_dir():
+    return _folder("ODIN_DATA_DIR", "data")
+
+
+def models_dir():
+    return _folder("ODIN_MODELS_DIR", "models")
+
+
+def runs_dir():
+    return _folder("ODIN_RUNS_DIR", "runs")
+
+
+def cache_dir():
+    return runs_dir() / ".cache"
+
+
+def results_dir():
+    return _folder("ODIN_RESULTS_DIR", "results")
+
+
+def figures_dir():
+    return _folder("ODIN_FIGURES_DIR", "figures")
+
+
+def shown(path):
+    """``path`` relative to the repository when it lies inside it (for messages)."""
+    path = Path(path)
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 class UserError(Exception):

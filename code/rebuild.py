@@ -1,4 +1,5 @@
-"""Rebuild the paper's Tiny-ImageNet OOD sets from the original test images.
+"""Rebuild the paper's Tiny-ImageNet OOD sets from the original test images (layer 1: a step
+of setup, run by code/get_data.py; loading a dataset never builds one).
 
 The ODIN release's ``Imagenet`` (crop) and ``Imagenet_resize`` sets were made
 from the 10,000 Tiny-ImageNet test images (64x64) by taking a random 32x32
@@ -26,17 +27,18 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from fetch import ITEMS_BY_NAME, STAMP, ensure
-from paths import DATA_DIR
+from assets import REBUILT, STAMP, rebuilt_path, require
+from paths import shown
 
 SEED = 0
 SIZE = 32
-RECIPES = ("TIN_crop", "TIN_resize", "TIN_val")
+RECIPES = tuple(REBUILT)
 
 
-def tin_images(split):
-    """Paths of the 10,000 Tiny-ImageNet images of ``split`` ('test' or 'val'), in index order."""
-    folder = ensure(ITEMS_BY_NAME[f"tinyimagenet-{split}"], quiet=True) / split / "images"
+def tin_images(item):
+    """Paths of the 10,000 images of an installed Tiny-ImageNet split, in index order."""
+    split = item.rsplit("-", 1)[1]   # 'tinyimagenet-test' -> 'test'
+    folder = require(item) / split / "images"
     return [folder / f"{split}_{i}.JPEG" for i in range(10000)]
 
 
@@ -52,13 +54,15 @@ def transform(image, recipe, corner):
 
 
 def build(recipe):
-    """Write ``data/<recipe>`` atomically; a no-op when it is already complete."""
-    dest = DATA_DIR / recipe
+    """Write ``data/<recipe>`` atomically; a no-op when it is already complete.
+    Unavailable when its Tiny-ImageNet split is not installed."""
+    dest = rebuilt_path(recipe)
     if (dest / STAMP).is_file():
         return dest
-    sources = tin_images("val" if recipe == "TIN_val" else "test")
+    sources = tin_images(REBUILT[recipe])
     corners = crop_corners(len(sources))
-    staging = Path(tempfile.mkdtemp(dir=DATA_DIR, prefix=f".{recipe}-"))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{recipe}-"))
     try:
         out = staging / "test"
         out.mkdir()
@@ -72,10 +76,5 @@ def build(recipe):
         staging.replace(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"  {recipe}: built data/{recipe} ({len(sources)} images)")
+    print(f"  {recipe}: built {shown(dest)} ({len(sources)} images)")
     return dest
-
-
-def build_all():
-    for recipe in RECIPES:
-        build(recipe)

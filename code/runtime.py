@@ -1,4 +1,4 @@
-"""Process-wide speed settings, each kept because scripts/bench.py shows it helps.
+"""Process-wide speed settings (layer 0), each kept because scripts/bench.py shows it helps.
 
 * glibc malloc: DenseNet's large, short-lived activation buffers cross glibc's
   default mmap threshold, so every batch maps and unmaps them again (page faults,
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from paths import RUNS_DIR
+from paths import cache_dir
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 COMPILE_MIN_IMAGES = 4000
@@ -48,6 +48,6 @@ def prepare_model(model, device, compile_model=False):
     if torch.device(device).type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     if compile_model:
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(RUNS_DIR / ".cache" / "inductor"))
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
         model = torch.compile(model, dynamic=False)
     return model

@@ -15,8 +15,8 @@ so that its peak memory is its own. Rows:
 
 The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
 
-  g  tune.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
-  n  tune.naive_grid_scores  every (T, eps) scored from scratch with calData
+  g  tuning.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
+  n  tuning.naive_grid_scores  every (T, eps) scored from scratch with calData
 
     python scripts/bench.py --n 256 [--device cuda]
     python scripts/bench.py --rows gn --n 16
@@ -41,7 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import calData  # noqa: E402
 import runtime  # noqa: E402
-import tune  # noqa: E402
+import tuning  # noqa: E402
 from datasets import cifar  # noqa: E402
 from models import load_model  # noqa: E402
 
@@ -106,9 +106,9 @@ def worker(row, n, device, batch_size, scores_path):
     as_dataset = lambda b: torch.utils.data.TensorDataset(b, torch.zeros(len(b)))  # noqa: E731
     run = {
         "a": lambda b: release_loop(model, b, spec.mean, spec.std, device),
-        "g": lambda b: tune.grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
+        "g": lambda b: tuning.grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
                                         batch_size=batch_size),
-        "n": lambda b: tune.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
+        "n": lambda b: tuning.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
                                               batch_size=batch_size),
         "b": lambda b: pytorch_ood(model, b, spec.mean, spec.std, device, batch_size),
         "c": lambda b: calData.score_dataset(

@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-exec "$PY" code/fetch.py "$@"
+exec "$PY" code/get_data.py "$@"

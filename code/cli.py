@@ -1,0 +1,77 @@
+"""The command-line flags the entry points share, each defined once with its help, and what
+they turn into (layer 6: used by main.py, table.py, tune.py; parsed arguments are read, never
+rewritten).
+"""
+import runtime
+from datasets import OOD_SETS
+from devices import pick_device
+from models import MODELS
+from runs import HELD_OUT, RunSettings, ScoringOptions
+from tuning import DEFAULT_TUNE_IMAGES
+
+
+def add_model_flag(parser):
+    parser.add_argument("--nn", default="densenet10", metavar="MODEL",
+                        help=f"model name: {', '.join(MODELS)} (default densenet10)")
+
+
+def add_set_flag(parser, default, note=""):
+    parser.add_argument("--out_dataset", default=default, metavar="SET",
+                        help=f"OOD set{note}: {', '.join(OOD_SETS)} (default {default})")
+
+
+def add_device_flags(parser):
+    """Where and in what batches to score: --gpu, --device, --batch-size."""
+    parser.add_argument("--gpu", default=0, type=int,
+                        help="CUDA device index; -1 for the CPU. Without CUDA the CPU is used "
+                             "(default 0)")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (overrides --gpu)")
+    parser.add_argument("--batch-size", default=32, type=int,
+                        help="images per batch; scores do not depend on it (default 32: "
+                             "fastest on a 2-core CPU within 2 GB; larger batches suit GPUs)")
+
+
+def add_seed_flag(parser):
+    parser.add_argument("--seed", default=0, type=int,
+                        help="seed of the Uniform / Gaussian noise images (default 0)")
+
+
+def add_evaluation_flags(parser):
+    """Which images a run scores and how: --skip, --max-images, --metrics, --compile, --no-cache."""
+    parser.add_argument("--skip", default=HELD_OUT, type=int,
+                        help=f"images held out at the start of each set, as in the paper "
+                             f"(default {HELD_OUT})")
+    parser.add_argument("--max-images", type=int,
+                        help="score at most this many images of each set (quick runs)")
+    parser.add_argument("--metrics", choices=("exact", "paper"), default="exact",
+                        help="exact threshold-free metrics (default) or the release's "
+                             "100,000-threshold sweep")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the model: auto = on the CPU for runs of at least "
+                             f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute the in-distribution scores even when the cache "
+                             "(runs/.cache) holds them for these settings, and refresh the entry")
+
+
+def add_tuning_flags(parser):
+    parser.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+                        help="held-out images per side used for tuning, from index 0 (default "
+                             f"{DEFAULT_TUNE_IMAGES}, the paper's; fewer is quicker and noisier)")
+
+
+def scoring_options(args):
+    """ScoringOptions from the device flags (and --compile / --no-cache where defined)."""
+    return ScoringOptions(device=pick_device(args.gpu, args.device), batch_size=args.batch_size,
+                          compile=getattr(args, "compile", "auto"),
+                          use_cache=not getattr(args, "no_cache", False))
+
+
+def run_settings(args, **overrides):
+    """RunSettings from the run flags; ``overrides`` replace single values."""
+    values = dict(nn=args.nn, out_dataset=getattr(args, "out_dataset", None),
+                  temperature=getattr(args, "temperature", None),
+                  epsilon=getattr(args, "magnitude", None), seed=args.seed, skip=args.skip,
+                  max_images=args.max_images)
+    values.update(overrides)
+    return RunSettings(**values)

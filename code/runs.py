@@ -1,0 +1,190 @@
+"""A run: one model against one OOD set at one (T, eps), planned, scored on both sides and
+written as a run folder (layer 4). main.py, table.py and every later comparison go through
+here; nothing here parses arguments or prints metrics.
+
+As in the release, both sides are scored from index ``skip`` (the first 1,000 images are
+the held-out tuning split) to N - 1, N the smaller set's size, and the run folder holds
+the release's four score files and ``run.json``.
+"""
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+import cache
+import calData
+import runtime
+import scorefiles
+from datasets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
+from models import ModelSpec, get_spec, load_model, weights_sha256
+from paths import UserError, runs_dir
+
+HELD_OUT = 1000   # images at the start of each set kept for tuning (the paper's split)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that changes a run's scores, and so names its folder. Validated on
+    creation; an integral T becomes an int, written as 1000 like the release."""
+    nn: str
+    out_dataset: str
+    temperature: float
+    epsilon: float
+    seed: int = 0                   # of the Uniform / Gaussian images
+    skip: int = HELD_OUT
+    max_images: int | None = None   # at most this many images a side
+
+    def __post_init__(self):
+        get_spec(self.nn)
+        get_ood_set(self.out_dataset)
+        if not math.isfinite(self.epsilon) or self.epsilon < 0:
+            raise UserError(f"--magnitude must be a finite number >= 0, got {self.epsilon}")
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
+            raise UserError(f"--temperature must be a finite number > 0, got {self.temperature}")
+        if self.skip < 0 or (self.max_images is not None and self.max_images < 1):
+            raise UserError("--skip must be >= 0 and --max-images >= 1")
+        object.__setattr__(self, "temperature", scorefiles.canonical_temperature(self.temperature))
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+
+    def folder_name(self):
+        name = f"{self.nn}_{self.out_dataset}_T{self.temperature}_eps{self.epsilon}"
+        if get_ood_set(self.out_dataset).kind == "noise":
+            name += f"_seed{self.seed}"
+        if self.skip != HELD_OUT:
+            name += f"_skip{self.skip}"
+        if self.max_images:
+            name += f"_n{self.max_images}"
+        return name
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How to score, which changes no score."""
+    device: torch.device
+    batch_size: int = 32
+    compile: str = "auto"           # 'auto', 'on' or 'off' (runtime.should_compile)
+    use_cache: bool = True          # reuse cached in-distribution scores
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run ready to score: the settings, and what they resolve to."""
+    settings: RunSettings
+    spec: ModelSpec
+    ood_set: OODSet
+    ind: Dataset                    # the in-distribution test set
+    ood: Dataset
+    indices: range                  # the image indices scored on both sides
+    folder: Path
+
+
+def run_folder(settings):
+    return runs_dir() / settings.folder_name()
+
+
+def plan(settings, out_dir=None):
+    """Resolve ``settings`` to datasets and indices; a UserError if a set is not here."""
+    spec, ood_set = get_spec(settings.nn), get_ood_set(settings.out_dataset)
+    ood = ood_dataset(settings.out_dataset, settings.seed)
+    ind = cifar(spec.in_dataset)
+    stop = min(len(ood), len(ind))
+    if settings.max_images:
+        stop = min(stop, settings.skip + settings.max_images)
+    if stop <= settings.skip:
+        raise UserError(f"nothing to score: {settings.out_dataset} has {len(ood)} images and "
+                        f"--skip is {settings.skip}")
+    return Plan(settings, spec, ood_set, ind, ood, range(settings.skip, stop),
+                Path(out_dir) if out_dir else run_folder(settings))
+
+
+def finished(folder):
+    """The run.json of a complete run folder, else None."""
+    info = scorefiles.read_run_info(folder)
+    return info if info and scorefiles.complete(folder) else None
+
+
+def in_distribution_key(plan, device):
+    """The cache key of a plan's in-distribution scores (see cache.scoring_key)."""
+    spec, settings = plan.spec, plan.settings
+    return cache.scoring_key(what="odin-scores", weights=weights_sha256(spec.name),
+                             images=content_digest(plan.ind), mean=spec.mean, std=spec.std,
+                             device=torch.device(device).type,
+                             temperature=settings.temperature, epsilon=settings.epsilon)
+
+
+def images_to_score(plans, options):
+    """{plan's folder: images it will really score}, so that an overall ETA holds: its OOD
+    side, and its in-distribution side unless an earlier plan or the cache has that (T, eps)."""
+    work, seen = {}, set()
+    for p in plans:
+        setting = (p.settings.temperature, p.settings.epsilon)
+        fresh = not options.use_cache or not (
+            setting in seen or cache.covers(in_distribution_key(p, options.device), p.indices))
+        seen.add(setting)
+        work[p.folder] = len(p.indices) * (2 if fresh else 1)
+    return work
+
+
+def load_scorer(nn, options, images):
+    """(model ready on the device, whether it is compiled) for scoring ``images`` images."""
+    compiled = runtime.should_compile(options.compile, options.device, images)
+    model = runtime.prepare_model(load_model(nn, options.device)[0], options.device, compiled)
+    return model, compiled
+
+
+def score(model, compiled, plan, options):
+    """Score both sides of ``plan``, write its run folder; return its run.json contents."""
+    settings, spec = plan.settings, plan.spec
+    score_dir = plan.folder / scorefiles.SCORE_DIR
+    if score_dir.exists() and any(score_dir.iterdir()):
+        print(f"Note: replacing the score files of an earlier run in {score_dir}")
+    print(f"{settings.nn} on {options.device}: {len(plan.indices)} {spec.in_dataset} and "
+          f"{len(plan.indices)} {settings.out_dataset} images (indices {plan.indices.start}.."
+          f"{plan.indices.stop - 1}), T={settings.temperature}, eps={settings.epsilon}")
+    started = time.time()
+    common = dict(mean=spec.mean, std=spec.std, temperature=settings.temperature,
+                  epsilon=settings.epsilon, device=options.device,
+                  batch_size=options.batch_size, static_shape=compiled)
+
+    def score_in(wanted):
+        return calData.score_dataset(model, Subset(plan.ind, wanted), desc=spec.in_dataset,
+                                     **common)
+    key = in_distribution_key(plan, options.device)
+    in_scores, reused = cache.cached(key, plan.indices, score_in, refresh=not options.use_cache)
+    if reused:
+        print(f"{spec.in_dataset} scores reused from the cache ({key}; --no-cache recomputes)")
+    out_scores = calData.score_dataset(model, Subset(plan.ood, plan.indices),
+                                       desc=settings.out_dataset, **common)
+    elapsed = time.time() - started
+    calData.write_scores(score_dir, settings.temperature, settings.epsilon, in_scores, out_scores)
+    info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,
+                num_classes=spec.num_classes, out_dataset=settings.out_dataset,
+                out_label=plan.ood_set.label, temperature=settings.temperature,
+                epsilon=settings.epsilon, seed=settings.seed, first_index=plan.indices.start,
+                images_per_side=len(plan.indices),
+                accuracy=float((in_scores.predictions == in_scores.labels).mean()),
+                device=str(options.device), seconds=round(elapsed, 1))
+    scorefiles.write_run_info(plan.folder, info)
+    return info
+
+
+def test_set_accuracy(nn, options):
+    """(correct, total) of the classifier on its whole in-distribution test set."""
+    model, spec = load_model(nn, options.device)
+    model = runtime.prepare_model(model, options.device)
+    dataset = cifar(spec.in_dataset)
+    normalise, _ = calData.normaliser(spec.mean, spec.std, options.device)
+    correct = 0
+    loader = DataLoader(dataset, batch_size=max(options.batch_size, 256))
+    with torch.inference_mode():
+        for images, labels in tqdm(loader, desc="accuracy", unit="batch"):
+            correct += (model(normalise(images)).argmax(1).cpu() == labels).sum().item()
+    return correct, len(dataset)
