@@ -144,7 +144,8 @@ ITEMS = [
                 "deaefd082911a1c6c92aacdcfecf03c71b932acc5c08b779c85c44eccdc0c817"),
     _model_file("dice_densenet100.pth.tar", "models/dice/densenet_cifar100_checkpoint_100.pth.tar",
                 "56cbe261c2612976e11aedcbd60ba00766e8c01c78f96c3f18ff561ead804d47"),
-    _model_file("necas_densenet10.pth.tar", "models/necas/densenet_bc100_cifar10_model_best.pth.tar",
+    _model_file("necas_densenet10.pth.tar",
+                "models/necas/densenet_bc100_cifar10_model_best.pth.tar",
                 "83350f14c6b01406e7b44666acd80fd63f0a0cf132cf43573932fd86c7a6aace"),
     *[_model_file(f"resnet{depth}.th", f"models/akamaster/resnet{depth}-{sha[:8]}.th", sha,
                   f"{AKAMASTER}resnet{depth}-{sha[:8]}.th") for depth, sha in [

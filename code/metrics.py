@@ -63,7 +63,8 @@ def _count_at_least(sorted_scores, thresholds):
 
 
 def _step_area(x, y):
-    """The release's rectangle rule: sum of (x_prev - x) * y from x_prev = 1, plus x_last * y_last."""
+    """The release's rectangle rule: sum of (x_prev - x) * y from x_prev = 1, plus
+    x_last * y_last."""
     previous = np.r_[1.0, x[:-1]]
     return float(np.sum((previous - x) * y) + x[-1] * y[-1])
 

@@ -107,9 +107,9 @@ def worker(row, n, device, batch_size, scores_path):
     run = {
         "a": lambda b: release_loop(model, b, spec.mean, spec.std, device),
         "g": lambda b: tuning.grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
-                                        batch_size=batch_size),
-        "n": lambda b: tuning.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std, device,
-                                              batch_size=batch_size),
+                                          batch_size=batch_size),
+        "n": lambda b: tuning.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std,
+                                                device, batch_size=batch_size),
         "b": lambda b: pytorch_ood(model, b, spec.mean, spec.std, device, batch_size),
         "c": lambda b: calData.score_dataset(
             model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,

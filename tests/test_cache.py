@@ -1,8 +1,17 @@
-"""In-distribution score cache: keyed on everything that changes a score, never trusts corruption."""
+"""Score and grid caches: keyed on everything a value depends on, never stale, never corrupt."""
 import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
 
 import cache
+import calData
+import tuning
 from calData import Scores
+from datasets import NoiseImages, content_digest, ood_dataset
+
+KEY_PARTS = dict(what="odin-scores", weights="w", images="i", mean=(0.5, 0.5, 0.5),
+                 std=(0.2, 0.2, 0.2), device="cpu", temperature=1000, epsilon=0.0014)
 
 
 def scores(seed=0):
@@ -11,31 +20,38 @@ def scores(seed=0):
                   rng.integers(0, 10, 5), rng.integers(0, 10, 5))
 
 
-def test_reuse_and_key_changes(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path)
+@pytest.mark.parametrize("part, other", [
+    ("weights", "w2"), ("images", "i2"), ("mean", (0.4, 0.5, 0.5)), ("std", (0.2, 0.2, 0.3)),
+    ("device", "cuda"), ("temperature", 1), ("epsilon", 0.0), ("what", "odin-grid")])
+def test_every_part_changes_the_key(part, other):
+    assert cache.scoring_key(**{**KEY_PARTS, part: other}) != cache.scoring_key(**KEY_PARTS)
+
+
+def test_the_scoring_version_is_in_the_key(monkeypatch):
+    key = cache.scoring_key(**KEY_PARTS)
+    monkeypatch.setattr(cache, "SCORING_VERSION", calData.SCORING_VERSION + 1)
+    assert cache.scoring_key(**KEY_PARTS) != key
+
+
+def test_reuse_and_refresh():
     calls = []
 
     def compute(indices):
         calls.append(1)
         return scores(len(calls))
 
-    key = cache.key_of(model="m", data="d", temperature=1000, epsilon=0.0014)
+    key = cache.scoring_key(**KEY_PARTS)
     first, reused = cache.cached(key, range(0, 5), compute)
     again, reused_again = cache.cached(key, range(0, 5), compute)
     assert not reused and reused_again and len(calls) == 1
     assert np.array_equal(first.odin, again.odin)
-    for change in (dict(model="m2"), dict(data="d2"), dict(temperature=1), dict(epsilon=0.0)):
-        parts = dict(model="m", data="d", temperature=1000, epsilon=0.0014)
-        parts.update(change)
-        assert cache.key_of(**parts) != key
     cache.cached(key, range(0, 5), compute, refresh=True)
     assert len(calls) == 2
 
 
-def test_corrupt_entries_are_recomputed(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path)
+def test_corrupt_entries_are_recomputed(capsys):
     cache.save("k", 0, scores())
-    path = tmp_path / "k.npz"
+    path = cache.cache_dir() / "k.npz"
     path.write_bytes(path.read_bytes()[:100])                 # truncated
     assert cache.load("k") is None and "unreadable" in capsys.readouterr().out
     cache.save("k", 0, scores())
@@ -46,8 +62,7 @@ def test_corrupt_entries_are_recomputed(tmp_path, monkeypatch, capsys):
     assert cache.load("k") is None and "fails its checksum" in capsys.readouterr().out
 
 
-def test_an_entry_serves_ranges_inside_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path)
+def test_an_entry_serves_ranges_inside_it():
     full = scores()
     computed = []
 
@@ -59,3 +74,61 @@ def test_an_entry_serves_ranges_inside_it(tmp_path, monkeypatch):
     assert reused and np.array_equal(part.odin, full.odin[1:3]) and len(computed) == 1
     _, reused = cache.cached("k", range(9, 12), compute)      # not covered: computed,
     assert not reused and cache.load("k")[0] == 10             # the larger entry is kept
+
+
+def test_content_digest_follows_the_images():
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    before = content_digest(TensorDataset(images, torch.zeros(4)))
+    images[3, 0, 5, 5] = 1                                     # one pixel of one image
+    assert content_digest(TensorDataset(images, torch.zeros(4))) != before
+    assert content_digest(TensorDataset(images, torch.zeros(4)), range(3)) == \
+        content_digest(TensorDataset(images[:3], torch.zeros(3)))   # only the images used
+    assert content_digest(NoiseImages("Uniform", 0), range(2)) != \
+        content_digest(NoiseImages("Uniform", 1), range(2))
+
+
+class CountingGrids:
+    """Stands in for tuning.grid_scores: counts the grids really computed."""
+
+    def __init__(self):
+        self.computed = []
+
+    def __call__(self, model, dataset, *args, **kwargs):
+        self.computed.append(len(dataset))
+        return np.zeros((len(tuning.TEMPERATURES), len(tuning.EPSILONS), len(dataset)))
+
+
+def test_a_changed_seed_or_rebuilt_set_is_not_served_a_stale_grid(installed, monkeypatch):
+    grids = CountingGrids()
+    monkeypatch.setattr(tuning, "grid_scores", grids)
+    monkeypatch.setattr(tuning.Tuner, "model", lambda self: None)
+    tuner = tuning.Tuner("densenet10", 3, "cpu", seed=0)
+    tuner.grid("Uniform")
+    tuner.grid("Uniform")
+    assert len(grids.computed) == 1                            # cached
+    tuning.Tuner("densenet10", 3, "cpu", seed=1).grid("Uniform")
+    assert len(grids.computed) == 2                            # another seed: other images
+
+    real = ood_dataset("TIN_crop")
+    rebuilt = TensorDataset(torch.stack([real[i][0] for i in range(3)]), torch.zeros(3))
+    monkeypatch.setattr(tuning, "ood_dataset", lambda name, seed: rebuilt)
+    tuner.grid("TIN_crop")
+    tuner.grid("TIN_crop")
+    assert len(grids.computed) == 3
+    rebuilt.tensors[0][1, 2, 7, 7] += 1                        # the set rebuilt, one pixel off
+    tuner.grid("TIN_crop")
+    assert len(grids.computed) == 4
+
+
+def test_changed_images_are_not_served_stale_scores(installed):
+    """The in-distribution score cache of a run: rebuilt images get a new key."""
+    import runs
+    plan = runs.plan(runs.RunSettings("densenet10", "Uniform", 1000, 0.0014, max_images=2))
+    key = runs.in_distribution_key(plan, "cpu")
+    images = plan.ind.images.clone()
+    images[1001, 0, 0, 0] ^= 1
+    changed = runs.Plan(plan.settings, plan.spec, plan.ood_set,
+                        type(plan.ind)(images, plan.ind.labels), plan.ood, plan.indices,
+                        plan.folder)
+    assert runs.in_distribution_key(changed, "cpu") != key
+    assert runs.in_distribution_key(plan, "cpu") == key

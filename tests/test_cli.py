@@ -6,6 +6,9 @@ import pytest
 import torch
 
 import main
+import runs
+from devices import pick_device
+from models import MODELS
 from paths import ROOT, UserError
 
 
@@ -17,12 +20,24 @@ from paths import ROOT, UserError
     (["--temperature", "0"], "--temperature must be a finite number > 0"),
     (["--temperature", "inf"], "--temperature must be a finite number > 0"),
     (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--out_dataset", "LSUN", "--gpu", "-1"], "LSUN is not available here: get it from "
-     "https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz (md5 458a0a0ab8e5f1cb4516d7400568e460)"),
-    (["--nn", "densenet100", "--out_dataset", "Uniform", "--gpu", "-1"], "cifar100 is not available"),
+    (["--skip", "-1"], "--skip must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out_dataset", "LSUN"], "LSUN is not available here: get it from https://www.dropbox"
+     ".com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz (md5 458a0a0ab8e5f1cb4516d7400568e460) into "),
+    (["--nn", "densenet100", "--out_dataset", "Uniform"], "cifar100 is not available here"),
+    (["--nn", "densenet100", "--accuracy-only"], "model file"),
+    (["--out_dataset", "TIN_crop"], "TIN_crop is not built here: bash scripts/get_data.sh "
+     "rebuilds it from tinyimagenet-test, which is not available here either"),
+])
+def test_what_is_not_here_is_one_line(nothing_installed, args, message, capsys):
+    assert main.main(args + ["--gpu", "-1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
@@ -31,8 +46,7 @@ def test_no_traceback_from_the_command_line():
     done = subprocess.run([sys.executable, str(ROOT / "code" / "main.py"), "--nn", "nope"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == "error: unknown model 'nope'; choose from " + \
-        ", ".join(main.MODELS)
+    assert done.stderr.strip() == "error: unknown model 'nope'; choose from " + ", ".join(MODELS)
 
 
 def test_help_lists_models_and_sets():
@@ -41,28 +55,46 @@ def test_help_lists_models_and_sets():
         assert word in text
 
 
+def test_every_shared_flag_has_help():
+    import table
+    import tune
+    for parser in (main.build_parser(), table.build_parser(), tune.build_parser()):
+        for action in parser._actions:
+            assert action.help, f"{parser.prog}: {action.option_strings} has no help"
+
+
 def test_device_choice(monkeypatch, capsys):
-    assert main.pick_device(-1).type == "cpu"
-    assert main.pick_device(0, "cpu").type == "cpu"
+    assert pick_device(-1).type == "cpu"
+    assert pick_device(0, "cpu").type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main.pick_device(0).type == "cpu"
+    assert pick_device(0).type == "cpu"
     assert capsys.readouterr().out == "CUDA is not available: running on the CPU.\n"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert main.pick_device(0) == torch.device("cuda", 0)
+    assert pick_device(0) == torch.device("cuda", 0)
     with pytest.raises(UserError, match="GPU 3 does not exist: this machine has 1 CUDA device"):
-        main.pick_device(3)
+        pick_device(3)
     with pytest.raises(UserError, match="--device 'tpu:x'"):
-        main.pick_device(0, "tpu:x")
+        pick_device(0, "tpu:x")
 
 
 def test_run_folders_differ_by_setting():
-    parse = main.build_parser().parse_args
     names = set()
-    for extra in ([], ["--magnitude", "0"], ["--temperature", "1"], ["--out_dataset", "iSUN"],
-                  ["--out_dataset", "Gaussian"], ["--out_dataset", "Gaussian", "--seed", "1"],
-                  ["--max-images", "10"], ["--skip", "0"]):
-        args = parse(extra)
-        main.check_args(args)
-        names.add(main.run_folder(args).name)
+    for extra in ({}, dict(epsilon=0), dict(temperature=1), dict(out_dataset="iSUN"),
+                  dict(out_dataset="Gaussian"), dict(out_dataset="Gaussian", seed=1),
+                  dict(max_images=10), dict(skip=0)):
+        settings = dict(nn="densenet10", out_dataset="Imagenet", temperature=1000,
+                        epsilon=0.0014)
+        settings.update(extra)
+        names.add(runs.RunSettings(**settings).folder_name())
     assert len(names) == 8
+    assert runs.RunSettings("densenet10", "iSUN", 1000.0, 0.0014).folder_name() == \
+        "densenet10_iSUN_T1000_eps0.0014"          # T written as the release wrote it
+
+
+def test_settings_and_arguments_are_not_rewritten():
+    args = main.build_parser().parse_args(["--temperature", "1000"])
+    settings = runs.RunSettings("densenet10", "iSUN", args.temperature, args.magnitude)
+    assert isinstance(settings.temperature, int) and isinstance(args.temperature, float)
+    with pytest.raises(AttributeError):
+        settings.temperature = 5                   # frozen

@@ -8,6 +8,7 @@ from PIL import Image
 
 import datasets
 import rebuild
+from assets import REBUILT
 from paths import UserError
 
 
@@ -51,26 +52,60 @@ def test_image_folder_errors(tmp_path):
         datasets.image_folder(tmp_path)
 
 
-def test_unknown_and_unavailable_sets():
+def test_unknown_and_unavailable_sets(nothing_installed):
     with pytest.raises(UserError, match="unknown OOD dataset 'SVHN'"):
         datasets.get_ood_set("SVHN")
     with pytest.raises(UserError, match="Imagenet_resize is not available here: get it from "
                        r"https://\S+ \(md5 0f9ff11d45babf2eff5fe12281d1ac31\)"):
         datasets.ood_dataset("Imagenet_resize")
-    with pytest.raises(UserError, match="cifar100 is not available here.*eb9058c3a382ffc7106e4002c42a8d85"):
+    with pytest.raises(UserError, match="cifar100 is not available here.*"
+                       "eb9058c3a382ffc7106e4002c42a8d85"):
         datasets.cifar("CIFAR-100")
 
 
-def test_tin_recipes():
+def test_loading_a_rebuilt_set_never_builds_it(nothing_installed, monkeypatch):
+    monkeypatch.setattr(rebuild, "build", lambda name: pytest.fail("built while loading"))
+    for name in rebuild.RECIPES:
+        with pytest.raises(UserError, match=f"{name} is not built here"):
+            datasets.ood_dataset(name)
+    assert not list((nothing_installed / "data").iterdir())
+
+
+def test_crop_corners_follow_the_documented_draw():
+    """README: the corner of image i is row i of default_rng(0).integers(0, 33, (10000, 2))."""
     corners = rebuild.crop_corners(10000)
+    documented = np.random.default_rng(0).integers(0, 33, size=(10000, 2))
+    assert np.array_equal(corners, documented)
     assert corners.min() == 0 and corners.max() == 32
-    assert np.array_equal(corners, rebuild.crop_corners(10000))
-    image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint32).reshape(64, 64, 3).astype(np.uint8))
-    crop = np.asarray(rebuild.transform(image, "TIN_crop", (3, 5)))
+
+
+def test_tin_recipes():
+    image = Image.fromarray(np.arange(64 * 64 * 3, dtype=np.uint32).reshape(64, 64, 3)
+                            .astype(np.uint8))
+    crop = np.asarray(rebuild.transform(image, "TIN_crop", (3, 5)))   # (row, col)
     assert np.array_equal(crop, np.asarray(image)[3:35, 5:37])
     small = np.asarray(rebuild.transform(image, "TIN_resize", None)).astype(int)
     blocks = np.asarray(image).astype(float).reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
     assert np.abs(small - blocks).max() <= 1            # a 2x2 box mean, rounded
+
+
+def test_built_sets_hold_the_recipe_of_each_source_image(installed):
+    """Image i of TIN_crop / TIN_resize / TIN_val is the recipe applied to source image i."""
+    corners = rebuild.crop_corners(10000)
+    for name in rebuild.RECIPES:
+        built = datasets.ood_dataset(name)
+        sources = rebuild.tin_images(REBUILT[name])
+        for i in (0, 1, 4321, 9999):
+            with Image.open(sources[i]) as source:
+                source = source.convert("RGB")
+            expected = np.asarray(source)
+            if name == "TIN_crop":
+                top, left = corners[i]
+                expected = expected[top:top + 32, left:left + 32]
+            else:
+                expected = expected.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
+            got = built[i][0].permute(1, 2, 0).numpy().astype(float)
+            assert np.abs(got - expected).max() <= 1, (name, i)
 
 
 def test_real_sets_have_release_sizes_and_order(installed):

@@ -5,8 +5,13 @@ import tarfile
 
 import pytest
 
+import subprocess
+import sys
+
+import assets
 import fetch
-from paths import UserError
+import get_data
+from paths import ROOT, UserError, mirror_dir
 
 
 def make_tar(path, folder, files):
@@ -27,8 +32,8 @@ def mirror(tmp_path, monkeypatch):
 
 
 def item_for(mirror, tmp_path, md5):
-    source = fetch.Source("mirror", "set.tar.gz", "md5", md5, tmp_path / "data" / "set", "set")
-    return fetch.Item("set", (source,))
+    source = assets.Source("mirror", "set.tar.gz", "md5", md5, tmp_path / "data" / "set", "set")
+    return assets.Item("set", (source,))
 
 
 def test_install_verifies_extracts_and_is_idempotent(mirror, tmp_path):
@@ -50,25 +55,57 @@ def test_corrupt_archive_is_refused_by_name_and_checksum(mirror, tmp_path):
     assert not (tmp_path / "data" / "set").exists()
 
 
-def test_missing_everywhere_gives_url_and_checksum(mirror, tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
+def test_missing_everywhere_gives_url_and_checksum(nothing_installed, monkeypatch):
+    monkeypatch.delenv("ODIN_OFFLINE")
+
+    def no_network(*args, **kwargs):
         raise OSError("no network")
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
-    with pytest.raises(fetch.Unavailable, match=r"LSUN is not available here: get it from "
-                       r"https://www.dropbox.com/s/\S+/LSUN.tar.gz \(md5 458a0a0ab8e5f1cb4516d7400568e460\)"):
-        fetch.ensure(fetch.ITEMS_BY_NAME["LSUN"], quiet=True)
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
+    with pytest.raises(assets.Unavailable, match=r"LSUN is not available here: get it from "
+                       r"https://www.dropbox.com/s/\S+/LSUN.tar.gz "
+                       r"\(md5 458a0a0ab8e5f1cb4516d7400568e460\).*no network"):
+        fetch.ensure(assets.ITEMS_BY_NAME["LSUN"], quiet=True)
+
+
+def test_setup_with_nothing_to_be_had_says_so_one_line_an_item(nothing_installed):
+    """An empty mirror and no network: every item and every rebuilt set is one line of
+    'unavailable', exit status 0; an item asked for by name: exit status 1. No traceback."""
+    env = {"ODIN_DATA_DIR": str(nothing_installed / "data"), "PATH": "",
+           "ODIN_MODELS_DIR": str(nothing_installed / "models"),
+           "ODIN_MIRROR": str(nothing_installed / "mirror"), "ODIN_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(ROOT / "code" / "get_data.py")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()[1:]]
+    assert len(lines) == len(assets.ITEMS) + len(assets.REBUILT)
+    # only Debian's Fashion-MNIST, a system path, can still be installed
+    assert all(line.startswith("unavailable: ") or "(from system" in line for line in lines)
+    assert lines[-3].startswith("unavailable: TIN_crop is not built: tinyimagenet-test is not "
+                                "available here")
+    done = subprocess.run([sys.executable, str(ROOT / "code" / "get_data.py"), "iSUN"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "unavailable: iSUN is not available here" in done.stdout
+
+
+def test_setup_stops_on_a_corrupt_file(mirror, tmp_path, monkeypatch, capsys):
+    md5 = make_tar(mirror / "set.tar.gz", "set", {"0.txt": b"zero"})
+    (mirror / "set.tar.gz").write_bytes(b"junk")
+    monkeypatch.setattr(get_data, "ITEMS", [item_for(mirror, tmp_path, md5)])
+    assert get_data.main(["--no-rebuild"]) == 1
+    assert "corrupt or truncated" in capsys.readouterr().err
 
 
 def test_every_mirror_checksum_matches_shared_sha256sums():
     """The checksums in code agree with the mirror's own list, where both name a file."""
     sums = {}
-    root = fetch.mirror_dir()
+    root = mirror_dir()
     assert root is not None, "../shared (or $ODIN_MIRROR) is needed by the test suite"
     for line in (root / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
         sums[name] = digest
     checked = 0
-    for item in fetch.ITEMS:
+    for item in assets.ITEMS:
         for s in item.sources:
             if s.where == "mirror" and s.algo == "sha256":
                 assert sums[s.location] == s.digest, s.location
@@ -80,8 +117,15 @@ def test_installed_file_that_went_corrupt_is_named(mirror, tmp_path):
     data = b"payload"
     (mirror / "f.bin").write_bytes(data)
     md5 = hashlib.md5(data).hexdigest()
-    item = fetch.Item("f", (fetch.Source("mirror", "f.bin", "md5", md5, tmp_path / "f.bin"),))
+    item = assets.Item("f", (assets.Source("mirror", "f.bin", "md5", md5, tmp_path / "f.bin"),))
     installed = fetch.ensure(item, quiet=True)
     installed.write_bytes(data[:3])                       # truncated after installation
     with pytest.raises(UserError, match=rf"f.bin: corrupt or truncated .*expected {md5}"):
         fetch.ensure(item, quiet=True)
+
+
+def test_every_model_is_an_asset_and_every_url_is_in_the_catalogue_only():
+    import models
+    assert all(name in assets.ITEMS_BY_NAME for name in models.MODELS)
+    for module in ("models.py", "datasets.py", "fetch.py", "rebuild.py", "main.py", "table.py"):
+        assert "dropbox" not in (ROOT / "code" / module).read_text().lower(), module

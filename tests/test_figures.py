@@ -3,16 +3,16 @@ import numpy as np
 
 import calData
 import figures
+from paths import figures_dir
 
 
-def test_roc_and_histogram_files(tmp_path, monkeypatch):
+def test_roc_and_histogram_files(tmp_path):
     rng = np.random.default_rng(0)
     make = lambda lo: calData.Scores(rng.uniform(lo, 1, 50).astype(np.float32),  # noqa: E731
                                      rng.uniform(lo / 10, 0.12, 50).astype(np.float32),
                                      np.zeros(50), np.zeros(50))
     calData.write_scores(tmp_path / "softmax_scores", 1000, 0.0014, make(0.5), make(0.1))
-    monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path / "figs")
     assert figures.main([str(tmp_path)]) == 0
-    written = sorted(p.name for p in (tmp_path / "figs" / "runs").iterdir())  # no run.json
+    written = sorted(p.name for p in (figures_dir() / "runs").iterdir())  # no run.json
     assert written == [f"{tmp_path.name}_hist.png", f"{tmp_path.name}_roc.png"]
-    assert all((tmp_path / "figs" / "runs" / name).stat().st_size > 10000 for name in written)
+    assert all((figures_dir() / "runs" / name).stat().st_size > 10000 for name in written)

@@ -2,9 +2,12 @@
 import numpy as np
 import pytest
 
-from calMetric import (exact_metrics, metric_block, paper_metrics, read_score_file,
-                       run_metrics, sweep_range)
+import calMetric
+import scorefiles
+from calMetric import metric_block, run_metrics
+from metrics import exact_metrics, paper_metrics, sweep_range
 from paths import UserError
+from scorefiles import read_score_file
 
 
 def close(result, expected):
@@ -96,3 +99,50 @@ def test_bad_score_files(tmp_path):
         read_score_file(bad)
     with pytest.raises(UserError, match="unreadable"):
         read_score_file(tmp_path / "missing.txt")
+
+
+# A case worked by hand: in = {.2, .4, .6, .8}, out = {.1, .3, .5}.
+#  FPR95: TPR >= 95% needs every in-score, threshold .2: out .3, .5 accepted -> 2/3.
+#  Detection error: best at a threshold in (.5, .6]: TPR 1/2, FPR 0 -> 1/4.
+#  AUROC: 9 of the 12 (in, out) pairs ordered right -> 3/4.
+#  AUPR In, exact (average precision): 1/4 (1 + 1 + 3/4 + 4/6) = 41/48.
+#  AUPR In, paper (rectangles at the precision after each recall step):
+#    1/4 (3/5 + 2/3 + 1) + 1/4 * 1 = 49/60.
+#  AUPR Out, exact (OOD positive, ascending score): 1/3 (1 + 2/3 + 3/5) = 34/45.
+#  AUPR Out, paper: 1/3 * 1/2 + 1/3 * 1/2 + 1/3 * 1 = 2/3.
+HAND_IN, HAND_OUT = [0.2, 0.4, 0.6, 0.8], [0.1, 0.3, 0.5]
+HAND = {"exact": {"FPR at TPR 95%": 2 / 3, "Detection error": 1 / 4, "AUROC": 3 / 4,
+                  "AUPR In": 41 / 48, "AUPR Out": 34 / 45},
+        "paper": {"FPR at TPR 95%": 2 / 3, "Detection error": 1 / 4, "AUROC": 3 / 4,
+                  "AUPR In": 49 / 60, "AUPR Out": 2 / 3}}
+
+
+def hand_run(folder):
+    """A bare folder of score files: ODIN = the hand case, baseline = its sides swapped."""
+    scorefiles.write_scores(folder, 1000, 0.0014, {
+        ("Our", "In"): HAND_IN, ("Our", "Out"): HAND_OUT,
+        ("Base", "In"): HAND_OUT, ("Base", "Out"): HAND_IN})
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_run_metrics_on_the_hand_case(tmp_path, mode):
+    result = run_metrics(hand_run(tmp_path), mode)
+    for name, value in HAND[mode].items():
+        assert result["ODIN"][name] == pytest.approx(value, abs=1e-4), name
+    assert result["Baseline"]["AUROC"] == pytest.approx(1 / 4, abs=1e-4)   # 3 of 12 pairs
+
+
+@pytest.mark.parametrize("mode", ["exact", "paper"])
+def test_calmetric_command_prints_the_hand_case(tmp_path, capsys, mode):
+    assert calMetric.main([str(hand_run(tmp_path)), "--metrics", mode]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[4] == "                          Baseline         Our Method"
+    for line, (name, value) in zip(lines[5:], HAND[mode].items()):
+        assert line.startswith(name + ":")
+        assert line.split()[-1] == f"{100 * value:.1f}%", name
+
+
+def test_calmetric_command_on_a_bad_folder(tmp_path, capsys):
+    assert calMetric.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

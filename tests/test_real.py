@@ -7,9 +7,11 @@ from torch.utils.data import Subset
 
 import calData
 import main
-from calMetric import METRICS, read_score_file
+import runs
 from datasets import cifar, ood_dataset
+from metrics import METRICS
 from models import load_model
+from scorefiles import read_score_file
 
 N = 200
 
@@ -43,6 +45,24 @@ def test_densenet10_isun_end_to_end(installed, tmp_path, capsys):
         assert np.all((scores >= 0.1 - 1e-6) & (scores <= 1))   # max softmax of 10 classes
     _, _, odin_in = read_score_file(tmp_path / "softmax_scores" / "confidence_Our_In.txt")
     assert odin_in.max() < 0.12                      # T = 1000 flattens the softmax
+
+
+def test_a_run_scores_the_images_after_the_held_out_split(installed, tmp_path):
+    """Image k of each score file is image 1,000 + k of its set, scored on its own."""
+    settings = runs.RunSettings("densenet10", "iSUN", 10, 0.002, max_images=6)
+    plan = runs.plan(settings, tmp_path)
+    assert plan.indices == range(1000, 1006)
+    model, _ = runs.load_scorer("densenet10", runs.ScoringOptions("cpu", 4, "off"), 12)
+    runs.score(model, False, plan, runs.ScoringOptions("cpu", 4, "off"))
+    for side, data in (("In", cifar("CIFAR-10")), ("Out", ood_dataset("iSUN"))):
+        _, _, written = read_score_file(tmp_path / "softmax_scores" / f"confidence_Our_{side}.txt")
+        for k in (0, 5):
+            alone = calData.score_dataset(model, Subset(data, [1000 + k]), plan.spec.mean,
+                                          plan.spec.std, 10, 0.002, "cpu").odin[0]
+            assert abs(written[k] - alone) <= 1e-5, (side, k)
+        neighbour = calData.score_dataset(model, Subset(data, [1001]), plan.spec.mean,
+                                          plan.spec.std, 10, 0.002, "cpu").odin[0]
+        assert abs(written[0] - neighbour) > 1e-3, side  # the margin: images differ
 
 
 def test_densenet10_batched_equals_single_image(installed):

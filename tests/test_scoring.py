@@ -6,49 +6,62 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 import calData
-from densenet import DenseNet3
 from models import ODIN_MEAN, ODIN_STD
 
 STD = torch.tensor(ODIN_STD).view(1, 3, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def small_net():
-    torch.manual_seed(0)
-    net = DenseNet3(16, 10)   # 2 bottleneck layers a block: fast, same code paths
-    for m in net.modules():   # non-trivial BN statistics, as in a trained net
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    return net.eval().requires_grad_(False)
+def images():
+    return torch.rand(12, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
-def release_score(net, x, temperature, epsilon):
-    """One image, spelled out as SPEC-odin.md describes it (an independent reference)."""
+def release_score(net, x, temperature, epsilon, sign=1.0, divide_by_std=True,
+                  temperature_in_loss=True):
+    """One image, spelled out as SPEC-odin.md describes it (an independent reference); the
+    keyword arguments make the deliberate mistakes the test must be able to see."""
     x = x.clone().requires_grad_(True)
     logits = net(x)
     probs = F.softmax(logits.detach(), 1)[0]
     label = probs.argmax().view(1)
-    F.cross_entropy(logits / temperature, label).backward()
+    F.cross_entropy(logits / (temperature if temperature_in_loss else 1), label).backward()
     signed = (torch.ge(x.grad, 0).float() - 0.5) * 2
-    perturbed = x.detach() - epsilon * signed / STD
+    perturbed = x.detach() - sign * epsilon * signed / (STD if divide_by_std else 1)
     odin = F.softmax(net(perturbed) / temperature, 1)[0].max()
     return probs.max().item(), odin.item(), label.item()
 
 
-def test_batched_scores_equal_one_image_at_a_time(small_net):
-    torch.manual_seed(1)
-    images = torch.rand(12, 3, 32, 32)
-    dataset = TensorDataset(images, torch.arange(12))
-    for temperature, epsilon in ((1000, 0.0014), (1, 0.0), (10, 0.004)):
-        batched = calData.score_dataset(small_net, dataset, ODIN_MEAN, ODIN_STD, temperature,
-                                        epsilon, "cpu", batch_size=5)
-        normalised = (images - torch.tensor(ODIN_MEAN).view(1, 3, 1, 1)) / STD
-        for i in range(len(images)):
-            base, odin, label = release_score(small_net, normalised[i:i + 1], temperature, epsilon)
-            assert batched.baseline[i] == pytest.approx(base, abs=1e-5)
-            assert batched.odin[i] == pytest.approx(odin, abs=1e-5)
-            assert batched.predictions[i] == label
+TOLERANCE = 1e-5
+MISTAKES = {"perturbation reversed": dict(sign=-1.0), "no division by std": dict(
+    divide_by_std=False), "no T in the loss": dict(temperature_in_loss=False)}
+
+
+def reference(net, images, temperature, epsilon, **mistake):
+    normalised = (images - torch.tensor(ODIN_MEAN).view(1, 3, 1, 1)) / STD
+    return np.array([release_score(net, normalised[i:i + 1], temperature, epsilon, **mistake)
+                     for i in range(len(images))])
+
+
+@pytest.mark.parametrize("temperature, epsilon", [(10, 0.004), (2, 0.002), (1000, 0.0014)])
+def test_batched_scores_equal_the_reference(small_net, images, temperature, epsilon):
+    dataset = TensorDataset(images, torch.arange(len(images)))
+    batched = calData.score_dataset(small_net, dataset, ODIN_MEAN, ODIN_STD, temperature,
+                                    epsilon, "cpu", batch_size=5)
+    expected = reference(small_net, images, temperature, epsilon)
+    assert np.abs(batched.baseline - expected[:, 0]).max() <= TOLERANCE
+    assert np.abs(batched.odin - expected[:, 1]).max() <= TOLERANCE
+    assert np.array_equal(batched.predictions, expected[:, 2])
+
+
+@pytest.mark.parametrize("temperature, epsilon", [(10, 0.004), (2, 0.002)])
+def test_the_tolerance_sees_each_mistake(small_net, images, temperature, epsilon):
+    """The margin: every deliberate mistake (and no perturbation at all) moves some ODIN
+    score by at least 100x the tolerance of the test above, so that test would fail."""
+    right = reference(small_net, images, temperature, epsilon)[:, 1]
+    for name, mistake in {**MISTAKES, "no perturbation": {}}.items():
+        wrong = reference(small_net, images, temperature, 0.0 if not mistake else epsilon,
+                          **mistake)[:, 1]
+        assert np.abs(right - wrong).max() >= 100 * TOLERANCE, name
 
 
 def test_zero_gradient_maps_to_plus_one():
@@ -87,20 +100,28 @@ def test_weights_get_no_gradient(small_net):
 
 
 def test_score_files_in_release_format(tmp_path):
-    scores = calData.Scores(np.array([0.9, 0.5], np.float32), np.array([0.1001, 0.10002], np.float32),
-                            np.array([1, 2]), np.array([1, 2]))
-    calData.write_scores(tmp_path, 1000, 0.0014, scores, scores)
+    def scores(baseline, odin):
+        n = len(odin)
+        return calData.Scores(np.array(baseline, np.float32), np.array(odin, np.float32),
+                              np.zeros(n, int), np.zeros(n, int))
+    in_scores, out_scores = scores([0.9, 0.5], [0.1001, 0.10002]), scores([0.3], [0.1])
+    calData.write_scores(tmp_path, 1000, 0.0014, in_scores, out_scores)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "confidence_Base_In.txt", "confidence_Base_Out.txt",
         "confidence_Our_In.txt", "confidence_Our_Out.txt"]
     assert (tmp_path / "confidence_Our_In.txt").read_text() == \
         "1000, 0.0014, 0.1001\n1000, 0.0014, 0.10002\n"
-    calData.write_score_file(tmp_path / "eps0.txt", 1000, 0.0, scores.baseline)
-    assert (tmp_path / "eps0.txt").read_text().startswith("1000, 0.0, 0.9\n")
+    assert (tmp_path / "confidence_Base_In.txt").read_text() == \
+        "1000, 0.0014, 0.9\n1000, 0.0014, 0.5\n"
+    assert (tmp_path / "confidence_Our_Out.txt").read_text() == "1000, 0.0014, 0.1\n"
+    assert (tmp_path / "confidence_Base_Out.txt").read_text() == "1000, 0.0014, 0.3\n"
+    calData.write_scores(tmp_path, 1000, 0.0, in_scores, out_scores)
+    assert (tmp_path / "confidence_Base_In.txt").read_text().startswith("1000, 0.0, 0.9\n")
 
 
 def test_padding_last_batch_changes_no_score(small_net):
-    data = TensorDataset(torch.rand(7, 3, 32, 32), torch.arange(7))
+    data = TensorDataset(torch.rand(7, 3, 32, 32, generator=torch.Generator().manual_seed(2)),
+                         torch.arange(7))
     plain = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3)
     padded = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3,
                                    static_shape=True)

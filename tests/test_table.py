@@ -1,16 +1,33 @@
 """table.py end to end on a few real images: settings per row, three modes, resumable."""
 import csv
 
+import numpy as np
 import pytest
+from torch.utils.data import Subset
 
-import cache
-import figures
-import main
+import calData
+import runs
 import table
-import tune
+import tuning
+from datasets import cifar, ood_dataset
+from metrics import METRICS, exact_metrics
+from models import load_model
+from paths import figures_dir, results_dir
 
 ARGV = ["--nn", "densenet10", "--compare-modes", "--tune-images", "2", "--max-images", "4",
         "--gpu", "-1", "--batch-size", "4", "--compile", "off"]
+# What each mode "chooses" here (tuning itself is tested in test_tune.py): distinct values,
+# so that a row or column showing another mode's setting, or a run scored at another
+# setting than its row says, is seen.
+CHOSEN = {"paper": (2, 0.0002), "transfer": (5, 0.0004), "no-ood": (10, 0.0006)}
+
+
+def fake_tune(tuner, mode, out_dataset=None):
+    temperature, epsilon = CHOSEN[mode]
+    tuned_on = {"paper": out_dataset, "transfer": "TIN_val", "no-ood": "noise"}[mode]
+    return dict(nn=tuner.nn, mode=mode, tuned_on=tuned_on, images_per_side=tuner.count,
+                temperature=temperature, epsilon=epsilon, temperatures=tuning.TEMPERATURES,
+                epsilons=tuning.EPSILONS, fpr95=np.zeros((10, 21)).tolist())
 
 
 def rows_of(markdown):
@@ -19,68 +36,78 @@ def rows_of(markdown):
             if line.startswith("| ")}
 
 
-def test_tables_of_densenet10(installed, tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(main, "RUNS_DIR", tmp_path / "runs")
-    monkeypatch.setattr(table, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(figures, "FIGURES_DIR", tmp_path / "figures")
-    monkeypatch.setattr(tune, "RECORDS_DIR", tmp_path / "tuning")
+def expected_metrics(name, temperature, epsilon):
+    """Baseline and ODIN metrics of images 1000..1003 of CIFAR-10 and ``name``, scored here
+    directly, independently of runs.py and table.py."""
+    model, spec = load_model("densenet10")
+    sides = [calData.score_dataset(model, Subset(data, range(1000, 1004)), spec.mean, spec.std,
+                                   temperature, epsilon, "cpu")
+             for data in (cifar("CIFAR-10"), ood_dataset(name))]
+    return {"Baseline": exact_metrics(sides[0].baseline, sides[1].baseline),
+            "ODIN": exact_metrics(sides[0].odin, sides[1].odin)}
+
+
+def test_tables_of_densenet10(installed, monkeypatch):
+    monkeypatch.setattr(tuning.Tuner, "tune", fake_tune)
     monkeypatch.setattr(table, "tested_sets", lambda: ["iSUN", "TIN_crop", "Imagenet"])
-    assert table.main_cli(ARGV) == 0
+    assert table.main(ARGV) == 0
 
-    rows = rows_of((tmp_path / "results" / "densenet10.md").read_text())
-    assert "| 1000 | 0.0014 | release |" in rows["iSUN"]             # the release's setting
-    assert "| (a) TIN_crop |" in rows["Tiny-ImageNet (crop, rebuilt)"]  # tuned, not in the release
+    rows = rows_of((results_dir() / "densenet10.md").read_text())
+    release = expected_metrics("iSUN", 1000, 0.0014)
+    assert rows["iSUN"] == "| iSUN | 1000 | 0.0014 | release | " + " | ".join(
+        table.percent_pair(release, m) for m in METRICS) + " |"
+    assert "| 2 | 0.0002 | (a) TIN_crop |" in rows["Tiny-ImageNet (crop, rebuilt)"]
     assert "Imagenet is not available here" in rows["Tiny-ImageNet (crop)"]
-    with open(tmp_path / "results" / "densenet10.csv") as f:
+    with open(results_dir() / "densenet10.csv") as f:
         records = list(csv.DictReader(f))
-    assert [r["method"] for r in records if r["ood_set"] == "iSUN"] == ["Baseline", "ODIN"]
-    assert all(0 <= float(r["AUROC"]) <= 100 for r in records if r["method"])
+    isun = [r for r in records if r["ood_set"] == "iSUN"]
+    assert [r["method"] for r in isun] == ["Baseline", "ODIN"]
+    assert float(isun[1]["AUROC"]) == pytest.approx(100 * release["ODIN"]["AUROC"], abs=0.005)
 
-    summary = rows_of((tmp_path / "results" / "README.md").read_text())["densenet10"]
+    summary = rows_of((results_dir() / "README.md").read_text())["densenet10"]
     assert "| 2 of 3 |" in summary and "release" in summary and "(a)" in summary
 
-    modes = rows_of((tmp_path / "results" / "densenet10_modes.md").read_text())
-    tuned = {m: tune.Tuner("densenet10", 2, "cpu").tune(m, "iSUN") for m in tune.MODES}
-    cells = modes["iSUN"].split(" | ")
-    for i, mode in enumerate(tune.MODES):   # (T, eps) of each mode in its own column
-        assert cells[3 + 3 * i] == f"{tuned[mode]['temperature']}, {tuned[mode]['epsilon']}"
-    assert "n/a" in modes["Tiny-ImageNet (crop)"]
-    figure_names = {p.name for p in (tmp_path / "figures" / "densenet10").iterdir()}
+    cells = rows_of((results_dir() / "densenet10_modes.md").read_text())["iSUN"].split(" | ")
+    for i, mode in enumerate(tuning.MODES):   # each mode's (T, eps) in its own column
+        assert cells[3 + 3 * i] == "%s, %s" % CHOSEN[mode]
+    transfer = expected_metrics("iSUN", *CHOSEN["transfer"])
+    assert cells[7] == f"{100 * transfer['ODIN']['FPR at TPR 95%']:.1f}"
+    assert cells[8] == f"{100 * transfer['ODIN']['AUROC']:.1f}"
+    assert "n/a" in rows_of((results_dir() / "densenet10_modes.md").read_text())[
+        "Tiny-ImageNet (crop)"]
+    figure_names = {p.name for p in (figures_dir() / "densenet10").iterdir()}
     assert "densenet10_iSUN_T1000_eps0.0014_n4_roc.png" in figure_names
     assert "tuning_densenet10_transfer_TIN_val_n2.png" in figure_names
 
-    # The overall progress bar counts each (T, eps)'s in-distribution side once, and not at all
-    # where the cache holds it (iSUN at T = 1000, eps = 0.0014 was scored above).
-    runs = {}
-    for name, temperature in (("iSUN", 7), ("TIN_crop", 7), ("TIN_crop", 1000)):
-        run = main.build_parser().parse_args(["--out_dataset", name, "--max-images", "4",
-                                              "--temperature", str(temperature)])
-        main.check_args(run)
-        runs[(name, temperature)] = (run, main.plan(run))
-    assert table.images_to_score(list(runs), runs, run, "cpu") == {
-        ("iSUN", 7): 8, ("TIN_crop", 7): 4, ("TIN_crop", 1000): 4}
-
-    # A second call reuses every finished run and every grid.
-    monkeypatch.setattr(main, "score_pair", lambda *a: pytest.fail("a finished run was rescored"))
-    monkeypatch.setattr(tune, "grid_scores", lambda *a, **k: pytest.fail("a grid was recomputed"))
-    assert table.main_cli(ARGV) == 0
+    # A second call reuses every finished run.
+    monkeypatch.setattr(runs, "score", lambda *a: pytest.fail("a finished run was rescored"))
+    assert table.main(ARGV) == 0
 
 
-def test_a_model_that_cannot_run_here_gets_a_table_that_says_why(tmp_path, monkeypatch):
-    monkeypatch.setattr(table, "RESULTS_DIR", tmp_path)
-    assert table.main_cli(["--nn", "wideresnet10", "--gpu", "-1"]) == 0
-    rows = rows_of((tmp_path / "wideresnet10.md").read_text())
+def test_the_overall_progress_bar_counts_what_will_be_scored(installed):
+    """Each (T, eps)'s in-distribution side is counted once, and not at all where the cache
+    holds it."""
+    options = runs.ScoringOptions("cpu", 4, "off")
+    scored = runs.plan(runs.RunSettings("densenet10", "iSUN", 1000, 0.0014, max_images=4))
+    model, _ = runs.load_scorer("densenet10", options, 8)
+    runs.score(model, False, scored, options)
+    plans = [runs.plan(runs.RunSettings("densenet10", name, t, 0.0014, max_images=4))
+             for name, t in (("iSUN", 7), ("TIN_crop", 7), ("TIN_crop", 1000))]
+    assert list(runs.images_to_score(plans, options).values()) == [8, 4, 4]
+
+
+def test_a_model_that_cannot_run_here_gets_a_table_that_says_why(nothing_installed):
+    assert table.main(["--nn", "wideresnet10", "--gpu", "-1"]) == 0
+    rows = rows_of((results_dir() / "wideresnet10.md").read_text())
     del rows["OOD set"]
     assert len(rows) == 11 and all("wideresnet10.pth not found" in r for r in rows.values())
 
 
-def test_another_setting_gets_its_own_table(tmp_path, monkeypatch):
-    monkeypatch.setattr(table, "RESULTS_DIR", tmp_path)
-    assert table.main_cli(["--nn", "wideresnet10", "--gpu", "-1"]) == 0
-    default = (tmp_path / "wideresnet10.md").read_text()
-    assert table.main_cli(["--nn", "wideresnet10", "--gpu", "-1", "--settings", "paper"]) == 0
-    assert (tmp_path / "wideresnet10.md").read_text() == default
-    assert "(T, eps) by 'paper'" in (tmp_path / "wideresnet10_paper.md").read_text()
+def test_another_setting_gets_its_own_table(nothing_installed):
+    assert table.main(["--nn", "wideresnet10", "--gpu", "-1"]) == 0
+    default = (results_dir() / "wideresnet10.md").read_text()
+    assert table.main(["--nn", "wideresnet10", "--gpu", "-1", "--settings", "paper"]) == 0
+    assert (results_dir() / "wideresnet10.md").read_text() == default
+    assert "(T, eps) by 'paper'" in (results_dir() / "wideresnet10_paper.md").read_text()
     assert table.table_name("resnet20", "transfer") == "resnet20"   # the ResNets' default
     assert table.table_name("resnet20", "paper") == "resnet20_paper"
