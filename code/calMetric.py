@@ -11,8 +11,14 @@ import argparse
 import sys
 
 import scorefiles
-from metrics import METRICS, compute
+from metrics import METRICS, MODES, compute
 from paths import report_errors
+
+
+def add_metrics_flag(parser):
+    """--metrics, shared by every command that prints metrics (cli.py uses it too)."""
+    parser.add_argument("--metrics", choices=MODES, default="exact",
+                        help="; ".join(f"{k}: {v}" for k, v in MODES.items()) + " (default exact)")
 
 
 def run_metrics(folder, mode="exact", num_classes=None):
@@ -43,8 +49,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a run folder (holding softmax_scores/) or a folder "
                         "of confidence_{Base,Our}_{In,Out}.txt files")
-    parser.add_argument("--metrics", choices=("exact", "paper"), default="exact",
-                        help="exact threshold-free metrics (default) or the release's sweep")
+    add_metrics_flag(parser)
     parser.add_argument("--num-classes", type=int,
                         help="classes of the in-distribution set (picks the release's sweep "
                         "range in paper mode; read from run.json when there)")

@@ -3,6 +3,7 @@ they turn into (layer 6: used by main.py, table.py, tune.py; parsed arguments ar
 rewritten).
 """
 import runtime
+from calMetric import add_metrics_flag
 from datasets import OOD_SETS
 from devices import pick_device
 from models import MODELS
@@ -43,9 +44,7 @@ def add_evaluation_flags(parser):
                              f"(default {HELD_OUT})")
     parser.add_argument("--max-images", type=int,
                         help="score at most this many images of each set (quick runs)")
-    parser.add_argument("--metrics", choices=("exact", "paper"), default="exact",
-                        help="exact threshold-free metrics (default) or the release's "
-                             "100,000-threshold sweep")
+    add_metrics_flag(parser)
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                         help="torch.compile the model: auto = on the CPU for runs of at least "
                              f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")

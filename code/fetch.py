@@ -3,7 +3,8 @@
 Each source of an item (assets.py) is tried in order; a source's bytes are
 verified (md5 or sha256) before anything is extracted; installation goes
 through a temporary folder renamed into place, and a stamp file makes re-runs
-no-ops. ODIN_OFFLINE=1 skips the URL sources (no network is tried).
+no-ops. ODIN_OFFLINE=1 skips the URL sources (no network is tried); a source with no
+published checksum is listed for the user, never downloaded.
 The command is ``code/get_data.py`` (``bash scripts/get_data.sh``).
 """
 import gzip
@@ -20,10 +21,7 @@ from paths import UserError, mirror_dir, shown
 
 
 def verify(path, source):
-    """Raise UserError unless ``path`` has the source's checksum (none published: a note)."""
-    if not source.algo:
-        print(f"  note: {source.location} has no published checksum; installed unverified")
-        return
+    """Raise UserError unless ``path`` has the source's checksum."""
     try:
         got = file_digest(path, source.algo, source.gunzipped)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
@@ -52,6 +50,9 @@ def _obtain(source, workdir):
         if not path.exists():
             raise Unavailable(f"{path} absent")
         return path
+    if not source.algo:
+        raise Unavailable("no published checksum, so it is never downloaded here: fetch it "
+                          "yourself and, if you trust it, python code/convert_checkpoint.py it")
     if offline():
         raise Unavailable("ODIN_OFFLINE is set: no download tried")
     target = Path(workdir) / source.location.rsplit("/", 1)[-1]
@@ -95,7 +96,7 @@ def ensure(item, quiet=False):
     if done:
         source = next(s for s in item.sources if s.dest == done)
         if done.is_file() and not source.member and source.algo:
-            verify(done, source)
+            verify(done, source)          # a file the user put there has no checksum to check
         return done
     reasons = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -109,6 +110,6 @@ def ensure(item, quiet=False):
             _install(item, source, path)
             if not quiet:
                 print(f"  {item.name}: installed {shown(source.dest)} "
-                      f"(from {source.where}, {source.algo or 'no checksum'} verified)")
+                      f"(from {source.where}, {source.algo} verified)")
             return source.dest
     raise Unavailable(unavailable_message(item, "; ".join(reasons)))

@@ -23,6 +23,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from paths import UserError
 
 METRICS = ("FPR at TPR 95%", "Detection error", "AUROC", "AUPR In", "AUPR Out")
+MODES = {"exact": "exact threshold-free metrics", "paper": "the release's 100,000-threshold sweep"}
 TPR_LEVEL = 0.95          # "FPR at TPR 95%"
 PAPER_TPR_WINDOW = (0.9495, 0.9505)   # the release averages FPR over TPR in this window
 # The release's threshold ranges, by (number of classes, temperature).

@@ -80,7 +80,7 @@ MODELS = {spec.name: spec for spec in [
     ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
               ODIN_RELEASE),
     ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE),
+              ODIN_RELEASE + "; the release README links it to the same key as wideresnet10"),
     ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
               DICE_MEAN, DICE_STD,
               "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),

@@ -21,9 +21,14 @@ import runtime
 import scorefiles
 from datasets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
 from models import ModelSpec, get_spec, load_model, weights_sha256
-from paths import UserError, runs_dir
+from paths import UserError, cache_dir, runs_dir, shown
 
 HELD_OUT = 1000   # images at the start of each set kept for tuning (the paper's split)
+
+
+def check_image_range(skip, max_images):
+    if skip < 0 or (max_images is not None and max_images < 1):
+        raise UserError("--skip must be >= 0 and --max-images >= 1")
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,7 @@ class RunSettings:
             raise UserError(f"--magnitude must be a finite number >= 0, got {self.epsilon}")
         if not math.isfinite(self.temperature) or self.temperature <= 0:
             raise UserError(f"--temperature must be a finite number > 0, got {self.temperature}")
-        if self.skip < 0 or (self.max_images is not None and self.max_images < 1):
-            raise UserError("--skip must be >= 0 and --max-images >= 1")
+        check_image_range(self.skip, self.max_images)
         object.__setattr__(self, "temperature", scorefiles.canonical_temperature(self.temperature))
         object.__setattr__(self, "epsilon", float(self.epsilon))
 
@@ -160,7 +164,8 @@ def score(model, compiled, plan, options):
     key = in_distribution_key(plan, options.device)
     in_scores, reused = cache.cached(key, plan.indices, score_in, refresh=not options.use_cache)
     if reused:
-        print(f"{spec.in_dataset} scores reused from the cache ({key}; --no-cache recomputes)")
+        print(f"{spec.in_dataset} scores reused from {shown(cache_dir() / f'{key}.npz')} "
+              "(--no-cache recomputes)")
     out_scores = calData.score_dataset(model, Subset(plan.ood, plan.indices),
                                        desc=settings.out_dataset, **common)
     elapsed = time.time() - started

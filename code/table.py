@@ -40,7 +40,7 @@ import tuning
 from datasets import OOD_SETS, cifar
 from metrics import METRICS
 from models import get_spec, weights_sha256
-from paths import UserError, report_errors, results_dir
+from paths import UserError, figures_dir, report_errors, results_dir, shown
 
 # The release README's eps at T = 1000 (SPEC-odin.md).
 _RELEASE_SETS = ("Imagenet", "Imagenet_resize", "LSUN", "LSUN_resize", "iSUN", "Uniform",
@@ -254,6 +254,8 @@ def write_summary():
 
 def run_table(args, settings):
     """Write the model's table(s); return the texts of the main and modes tables."""
+    get_spec(args.nn)                                   # bad input stops before any work
+    runs.check_image_range(args.skip, args.max_images)
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     results_dir().mkdir(parents=True, exist_ok=True)
@@ -310,10 +312,11 @@ def report_table(args):
     text, modes = run_table(args, settings)
     write_summary()
     print(text + ("\n" + modes if modes else ""))
-    written = (f"results/{table_name(args.nn, settings)}.md, .csv"
-               + (f", results/{args.nn}_modes.md" if modes else "")
-               + ", results/README.md")
-    print(f"wall {time.time() - started:.0f} s. Written: {written}, figures/{args.nn}/")
+    written = [results_dir() / f"{table_name(args.nn, settings)}.md", results_dir() / "README.md"]
+    if modes:
+        written.insert(1, results_dir() / f"{args.nn}_modes.md")
+    print(f"wall {time.time() - started:.0f} s. Written: "
+          f"{', '.join(shown(p) for p in written)} (and .csv), {shown(figures_dir() / args.nn)}/")
 
 
 if __name__ == "__main__":

@@ -129,3 +129,13 @@ def test_every_model_is_an_asset_and_every_url_is_in_the_catalogue_only():
     assert all(name in assets.ITEMS_BY_NAME for name in models.MODELS)
     for module in ("models.py", "datasets.py", "fetch.py", "rebuild.py", "main.py", "table.py"):
         assert "dropbox" not in (ROOT / "code" / module).read_text().lower(), module
+
+
+def test_a_source_without_a_published_checksum_is_never_downloaded(nothing_installed,
+                                                                     monkeypatch):
+    monkeypatch.delenv("ODIN_OFFLINE")
+    monkeypatch.setattr(fetch.urllib.request, "urlopen",
+                        lambda *a, **k: pytest.fail("downloaded an unverifiable file"))
+    with pytest.raises(assets.Unavailable, match="wideresnet10 is not available here: .*no "
+                       "published checksum.*never downloaded"):
+        fetch.ensure(assets.ITEMS_BY_NAME["wideresnet10"], quiet=True)

@@ -111,3 +111,12 @@ def test_another_setting_gets_its_own_table(nothing_installed):
     assert "(T, eps) by 'paper'" in (results_dir() / "wideresnet10_paper.md").read_text()
     assert table.table_name("resnet20", "transfer") == "resnet20"   # the ResNets' default
     assert table.table_name("resnet20", "paper") == "resnet20_paper"
+
+
+def test_bad_input_stops_before_any_tuning(monkeypatch, capsys):
+    monkeypatch.setattr(tuning.Tuner, "tune", lambda *a: pytest.fail("tuned before checking"))
+    assert table.main(["--nn", "densenet10", "--skip", "-1", "--gpu", "-1"]) == 2
+    assert table.main(["--nn", "nope", "--gpu", "-1"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: --skip must be >= 0") and "unknown model 'nope'" in err[1]
+    assert not results_dir().exists()
