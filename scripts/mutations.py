@@ -1,0 +1,74 @@
+"""Does the test suite catch real bugs? Apply each deliberate mutation to code/ alone, run
+the whole suite, print which tests fail, restore the file. Every mutation must fail a test.
+
+    python scripts/mutations.py          # all (about a minute each on a 2-core CPU)
+    python scripts/mutations.py 0 5      # just these, by index
+
+Run it from a clean checkout: it edits code/ in place (and restores it, even on Ctrl-C).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTATIONS = [
+    ("reverse the perturbation", "code/calData.py",
+     "perturbed = inputs.detach() - epsilon * (sign / std)",
+     "perturbed = inputs.detach() + epsilon * (sign / std)"),
+    ("reverse the perturbation in the tuning grid", "code/tuning.py",
+     "model(inputs.detach() - epsilon * step)", "model(inputs.detach() + epsilon * step)"),
+    ("drop the division by std", "code/calData.py",
+     "perturbed = inputs.detach() - epsilon * (sign / std)",
+     "perturbed = inputs.detach() - epsilon * sign"),
+    ("drop T from the loss", "code/calData.py",
+     "F.cross_entropy(logits / temperature, predictions", "F.cross_entropy(logits, predictions"),
+    ("swap the In and Out files", "code/calData.py",
+     '("Base", "In"): in_scores.baseline, ("Base", "Out"): out_scores.baseline,\n'
+     '        ("Our", "In"): in_scores.odin, ("Our", "Out"): out_scores.odin',
+     '("Base", "In"): out_scores.baseline, ("Base", "Out"): in_scores.baseline,\n'
+     '        ("Our", "In"): out_scores.odin, ("Our", "Out"): in_scores.odin'),
+    ("FPR at 95% TPR -> 90%", "code/metrics.py", "TPR_LEVEL = 0.95", "TPR_LEVEL = 0.90"),
+    ("shift the held-out split by one (plan)", "code/runs.py",
+     "range(settings.skip, stop)", "range(settings.skip + 1, stop)"),
+    ("shift the held-out split by one (images scored)", "code/runs.py",
+     "Subset(plan.ood, plan.indices)",
+     "Subset(plan.ood, range(plan.indices.start + 1, plan.indices.stop + 1))"),
+    ("shift the held-out split by one (tuning)", "code/tuning.py",
+     "held_out = range(self.count)", "held_out = range(1, self.count + 1)"),
+    ("grid key without the images", "code/tuning.py",
+     "images=content_digest(dataset, held_out)", "images=name"),
+    ("score key without the images", "code/runs.py",
+     "images=content_digest(plan.ind)", "images=plan.spec.in_dataset"),
+    ("a layer reaching up", "code/runs.py", "import cache\n",
+     "import cache\nimport figures  # noqa: F401\n"),
+]
+
+
+def main(only):
+    uncaught = []
+    for i, (name, relative, old, new) in enumerate(MUTATIONS):
+        if only and str(i) not in only:
+            continue
+        path = ROOT / relative
+        text = path.read_text()
+        assert text.count(old) == 1, f"{name}: the code to mutate is not in {relative} once"
+        path.write_text(text.replace(old, new))
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p",
+                                   "no:cacheprovider", "tests"], cwd=ROOT,
+                                  capture_output=True, text=True)
+        finally:
+            path.write_text(text)
+        failed = [line.split(" - ")[0].replace("FAILED ", "")
+                  for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+        print(f"{i:2}  {name}: {done.stdout.strip().splitlines()[-1]}", flush=True)
+        for test in failed:
+            print(f"      {test}")
+        if not failed:
+            uncaught.append(name)
+    print("every mutation was caught" if not uncaught else f"NOT CAUGHT: {uncaught}")
+    return 1 if uncaught else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
