@@ -104,6 +104,15 @@ ITEMS = [
         url(CIFAR_URL + "cifar-10-python.tar.gz", "md5", "c58f30108f718f92721af3b95e74349a",
             "cifar-10-batches-py", "cifar-10-batches-py"),
     )),
+    # Its training set (the fitted detectors' statistics): the mirror's npz, else the same
+    # official archive, which holds both splits.
+    Item("cifar10-train", (
+        mirror("data/cifar10/cifar10_train.npz", "sha256",
+               "69e4a92aabedb1dd3e0c84e581b8e86f50c560d7b97db2336c20291463ce9183",
+               "cifar10/cifar10_train.npz"),
+        url(CIFAR_URL + "cifar-10-python.tar.gz", "md5", "c58f30108f718f92721af3b95e74349a",
+            "cifar-10-batches-py", "cifar-10-batches-py"),
+    )),
     Item("cifar100", (
         url(CIFAR_URL + "cifar-100-python.tar.gz", "md5", "eb9058c3a382ffc7106e4002c42a8d85",
             "cifar-100-python", "cifar-100-python"),

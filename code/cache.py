@@ -18,7 +18,7 @@ import numpy as np
 
 from calData import SCORING_VERSION, Scores
 from digests import array_digest as digest
-from paths import cache_dir
+from paths import cache_dir, shown
 
 FIELDS = ("baseline", "odin", "predictions", "labels")
 ENTRY_FORMAT = 1  # of the files below
@@ -64,25 +64,43 @@ def _save_arrays(key, **arrays):
     os.replace(tmp, folder / f"{key}.npz")
 
 
-def load(key):
-    """(first index, Scores) of a valid entry, else None."""
+def load_rows(key):
+    """(first index, {name: array}) of a valid entry of rows (one per image), else None."""
     arrays = _load_arrays(key)
     if arrays is None:
         return None
-    return int(arrays["first"]), Scores(*(arrays[f] for f in FIELDS))
+    return int(arrays.pop("first")), arrays
 
 
-def save(key, first, scores):
-    _save_arrays(key, first=np.asarray(first), **{f: getattr(scores, f) for f in FIELDS})
+def _rows(arrays):
+    return len(next(iter(arrays.values())))
+
+
+def _covering(entry, indices):
+    return entry is not None and entry[0] <= indices.start and \
+        indices.stop <= entry[0] + _rows(entry[1])
 
 
 def covers(key, indices):
-    """Whether a valid entry holds the scores of the images ``indices`` (a range)."""
-    entry = load(key)
-    if entry is None:
-        return False
-    first, scores = entry
-    return first <= indices.start and indices.stop <= first + len(scores)
+    """Whether a valid entry holds the rows of the images ``indices`` (a range)."""
+    return _covering(load_rows(key), indices)
+
+
+def cached_rows(key, indices, compute, refresh=False, what="values"):
+    """({name: rows of the images ``indices`` (a range)}, reused?): from an entry covering
+    them, else ``compute(indices)``'s arrays, which then become the entry unless a larger
+    one exists. ``what``, if given, names the values in a note printed when they are reused."""
+    entry = None if refresh else load_rows(key)
+    if _covering(entry, indices):
+        first = entry[0]
+        part = slice(indices.start - first, indices.stop - first)
+        if what:
+            print(f"Note: {what} reused from {shown(cache_dir() / f'{key}.npz')}")
+        return {name: values[part] for name, values in entry[1].items()}, True
+    arrays = compute(indices)
+    if entry is None or _rows(arrays) >= _rows(entry[1]):
+        _save_arrays(key, first=np.asarray(indices.start), **arrays)
+    return arrays, False
 
 
 def cached_array(key, compute):
@@ -96,14 +114,10 @@ def cached_array(key, compute):
 
 
 def cached(key, indices, compute, refresh=False):
-    """(Scores of the images ``indices`` (a range), reused?): from an entry covering them,
-    else ``compute(indices)``, which then becomes the entry unless a larger one exists."""
-    entry = None if refresh else load(key)
-    if entry is not None:
-        first, scores = entry
-        if first <= indices.start and indices.stop <= first + len(scores):
-            return scores.take(slice(indices.start - first, indices.stop - first)), True
-    scores = compute(indices)
-    if entry is None or len(scores) >= len(entry[1]):
-        save(key, indices.start, scores)
-    return scores, False
+    """(Scores of the images ``indices`` (a range), reused?), kept as ``cached_rows`` keeps
+    rows; ``compute(indices)`` gives Scores."""
+    def compute_fields(wanted):
+        scores = compute(wanted)
+        return {f: getattr(scores, f) for f in FIELDS}
+    arrays, reused = cached_rows(key, indices, compute_fields, refresh)
+    return Scores(*(arrays[f] for f in FIELDS)), reused

@@ -1,7 +1,8 @@
 """The release's metric block from a run folder's score files (layer 5, and a command).
 
-Reads the four ``confidence_{Base,Our}_{In,Out}.txt`` files (scorefiles.py) of a run
-folder, or of a bare folder holding them, and prints Baseline vs "Our Method" (ODIN):
+Reads the ``confidence_<Method>_{In,Out}.txt`` files (scorefiles.py) of a run folder, or
+of a bare folder holding them, and prints a column per method: Baseline vs "Our Method"
+(ODIN) for an ODIN run, as the release, or the detector's name (Energy, KNN, ...):
 FPR at 95% TPR, detection error, AUROC, AUPR-In and AUPR-Out, ``exact`` (default) or
 the release's ``paper`` sweep, as defined in metrics.py.
 
@@ -12,7 +13,7 @@ import sys
 
 import scorefiles
 from metrics import METRICS, MODES, compute
-from paths import report_errors
+from paths import UserError, report_errors
 
 
 def add_metrics_flag(parser):
@@ -22,25 +23,37 @@ def add_metrics_flag(parser):
 
 
 def run_metrics(folder, mode="exact", num_classes=None):
-    """{'Baseline': metrics, 'ODIN': metrics} for a run folder (or a folder of score files)."""
+    """{method name: metrics} for a run folder (or a folder of score files): 'Baseline' and
+    'ODIN' for an ODIN run, the detector's label for another method's run."""
+    tags = scorefiles.methods_in(folder)
+    if not tags:
+        raise UserError(f"{folder}: no pair of confidence_<Method>_{{In,Out}}.txt files")
     result = {}
-    for method, name in scorefiles.METHODS.items():
+    for method in tags:
         temperature, ins, outs = scorefiles.read_scores(folder, method)
         temperature = 1 if method == "Base" else temperature
-        result[name] = compute(ins, outs, mode, num_classes, temperature)
+        result[scorefiles.method_name(method)] = compute(ins, outs, mode, num_classes,
+                                                         temperature)
     return result
 
 
+def column_title(name):
+    return "Our Method" if name == "ODIN" else name   # the release's wording
+
+
 def metric_block(result, architecture="unknown", in_dataset="unknown", out_dataset="unknown"):
-    """The release's printed block (Baseline vs "Our Method"), in percent."""
+    """The release's printed block, in percent: one column per method of ``result``
+    (Baseline vs "Our Method" for an ODIN run)."""
+    widths = [13] + [18] * (len(result) - 1)
     lines = [f"{'Neural network architecture:':31}{architecture:>22}",
              f"{'In-distribution dataset:':31}{in_dataset:>22}",
              f"{'Out-of-distribution dataset:':31}{out_dataset:>22}",
              "",
-             f"{'Baseline':>34}{'Our Method':>19}"]
-    for name in METRICS:
-        base, ours = 100 * result["Baseline"][name], 100 * result["ODIN"][name]
-        lines.append(f"{name + ':':20}{base:13.1f}%{ours:18.1f}%")
+             " " * 20 + "".join(f"{column_title(name):>{w + 1}}"
+                                for name, w in zip(result, widths))]
+    for metric in METRICS:
+        lines.append(f"{metric + ':':20}" + "".join(
+            f"{100 * values[metric]:{w}.1f}%" for values, w in zip(result.values(), widths)))
     return "\n".join(lines)
 
 
@@ -48,7 +61,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a run folder (holding softmax_scores/) or a folder "
-                        "of confidence_{Base,Our}_{In,Out}.txt files")
+                        "of confidence_<Method>_{In,Out}.txt files")
     add_metrics_flag(parser)
     parser.add_argument("--num-classes", type=int,
                         help="classes of the in-distribution set (picks the release's sweep "

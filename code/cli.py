@@ -2,6 +2,7 @@
 they turn into (layer 6: used by main.py, table.py, tune.py; parsed arguments are read, never
 rewritten).
 """
+import detectors
 import runtime
 from calMetric import add_metrics_flag
 from datasets import OOD_SETS
@@ -49,14 +50,45 @@ def add_evaluation_flags(parser):
                         help="torch.compile the model: auto = on the CPU for runs of at least "
                              f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")
     parser.add_argument("--no-cache", action="store_true",
-                        help="recompute the in-distribution scores even when the cache "
-                             "(runs/.cache) holds them for these settings, and refresh the entry")
+                        help="recompute the in-distribution scores (and a detector's features) "
+                             "even when the cache (runs/.cache) holds them, and refresh the entry")
 
 
 def add_tuning_flags(parser):
     parser.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
                         help="held-out images per side used for tuning, from index 0 (default "
                              f"{DEFAULT_TUNE_IMAGES}, the paper's; fewer is quicker and noisier)")
+
+
+# Every hyper-parameter flag of a method: flag name (as a parameter) -> (type, help).
+METHOD_FLAGS = {
+    "temperature": (float, "T: odin's (default 1000) and energy's (default 1)"),
+    "magnitude": (float, "odin's perturbation eps in [0,1] pixel units (default 0.0014)"),
+    "k": (int, "knn: the k-th nearest training feature (default 50)"),
+    "percentile": (float, "react: clipping percentile of training activations (default 90); "
+                          "ash: pruning percentile (default 95)"),
+    "gamma": (float, "gen: the entropy's gamma (default 0.1)"),
+    "top_m": (int, "gen: the M largest probabilities summed (default 10)"),
+    "dim": (int, "vim: principal subspace dimension (default: the paper's rule, half of a "
+                 "width under 768)"),
+}
+
+
+def add_method_flags(parser):
+    """--method and the hyper-parameter flags of every method (default: the paper's)."""
+    listed = "; ".join(f"{name}: {d.paper}" for name, d in detectors.DETECTORS.items())
+    parser.add_argument("--method", default="odin", metavar="NAME",
+                        help=f"the detector (default odin). {listed}")
+    group = parser.add_argument_group(
+        "method parameters", "each applies to the methods named; default: the paper's value")
+    for name, (kind, text) in METHOD_FLAGS.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+
+
+def method_params(args):
+    """{parameter: value} of the method flags given on the command line."""
+    return {name: getattr(args, name) for name in METHOD_FLAGS
+            if getattr(args, name, None) is not None}
 
 
 def scoring_options(args):
@@ -67,10 +99,18 @@ def scoring_options(args):
 
 
 def run_settings(args, **overrides):
-    """RunSettings from the run flags; ``overrides`` replace single values."""
-    values = dict(nn=args.nn, out_dataset=getattr(args, "out_dataset", None),
-                  temperature=getattr(args, "temperature", None),
-                  epsilon=getattr(args, "magnitude", None), seed=args.seed, skip=args.skip,
-                  max_images=args.max_images)
+    """RunSettings from the run flags; ``overrides`` replace single values. An ODIN run takes
+    T and eps from --temperature and --magnitude (the release's defaults where not given);
+    another method takes every method flag given as its parameters, and refuses one it does
+    not have."""
+    method = getattr(args, "method", "odin")
+    params = method_params(args)
+    values = dict(nn=args.nn, out_dataset=getattr(args, "out_dataset", None), seed=args.seed,
+                  skip=args.skip, max_images=args.max_images, method=method)
+    if method == "odin":
+        odin = detectors.make("odin", **params)
+        values.update(temperature=odin.params["temperature"], epsilon=odin.params["magnitude"])
+    else:
+        values.update(temperature=None, epsilon=None, params=tuple(sorted(params.items())))
     values.update(overrides)
     return RunSettings(**values)

@@ -125,20 +125,29 @@ def content_digest(dataset, indices=None):
     return h.hexdigest()
 
 
-def cifar(in_dataset):
-    """The CIFAR-10 or CIFAR-100 test set in its original order."""
+def read_npz_images(path):
+    """(images NCHW uint8 tensor, labels) of a CIFAR npz; a clear error if it is damaged."""
+    try:
+        with np.load(path) as npz:
+            images, labels = npz["images"], npz["labels"]
+    except Exception as e:  # a truncated zip, a missing array, ...: all one message
+        raise UserError(f"{path}: unreadable ({type(e).__name__}: {e}); delete it and run "
+                        "bash scripts/get_data.sh to install it again") from None
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3) or len(images) != len(labels):
+        raise UserError(f"{path}: images of shape {images.shape}, labels {labels.shape}; "
+                        "expected [N, 32, 32, 3] and [N]")
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
+
+
+def cifar(in_dataset, train=False):
+    """The CIFAR-10 or CIFAR-100 test set (``train``: training set) in its original order."""
     if in_dataset == "CIFAR-10":
-        path = require("cifar10")
+        path = require("cifar10-train" if train else "cifar10")
         if path.suffix == ".npz":
-            with np.load(path) as npz:
-                images, labels = npz["images"], npz["labels"]
-            if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-                raise UserError(f"{path}: images of shape {images.shape[1:]}, expected 32x32x3")
-            return ArrayImages(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-                               labels)
-        return CIFAR10(str(data_dir()), train=False, transform=PILToTensor())
+            return ArrayImages(*read_npz_images(path))
+        return CIFAR10(str(data_dir()), train=train, transform=PILToTensor())
     require("cifar100")
-    return CIFAR100(str(data_dir()), train=False, transform=PILToTensor())
+    return CIFAR100(str(data_dir()), train=train, transform=PILToTensor())
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Figures: ROC curves (baseline vs ODIN) and in/out score histograms of run folders,
-and the heat map of a tuning grid (layer 5).
+"""Figures: ROC curves (baseline vs ODIN, or any method's) and in/out score histograms of run
+folders, the heat map of a tuning grid, and the detectors x OOD sets heat maps of a
+comparison (layer 5).
 
     python figures.py ../runs/densenet10_iSUN_T1000_eps0.0014 [more run folders]
 
@@ -18,12 +19,12 @@ import scorefiles
 from paths import figures_dir, report_errors
 
 plt.switch_backend("Agg")   # files only, never a window
-METHODS = (("Base", "Baseline (T = 1, no perturbation)"), ("Our", "ODIN"))
+LABELS = {"Base": "Baseline (T = 1, no perturbation)", "Our": "ODIN"}
 
 
 def load_scores(folder):
-    """{'Base': (in, out), 'Our': (in, out)} from a run folder."""
-    return {m: scorefiles.read_scores(folder, m)[1:] for m, _ in METHODS}
+    """{method tag: (in, out)} from a run folder: Base and Our for an ODIN run."""
+    return {m: scorefiles.read_scores(folder, m)[1:] for m in scorefiles.methods_in(folder)}
 
 
 def title_of(folder):
@@ -37,8 +38,8 @@ def title_of(folder):
 def roc_figure(folder, path):
     scores = load_scores(folder)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for method, label in METHODS:
-        ins, outs = scores[method]
+    for method, (ins, outs) in scores.items():
+        label = LABELS.get(method, method)
         fpr, tpr, _ = roc_curve(np.r_[np.ones(len(ins)), np.zeros(len(outs))], np.r_[ins, outs])
         auroc = exact_metrics(ins, outs)["AUROC"]
         ax.plot(fpr, tpr, label=f"{label}, AUROC {100 * auroc:.1f}%")
@@ -56,13 +57,14 @@ def roc_figure(folder, path):
 def histogram_figure(folder, path):
     scores = load_scores(folder)
     info = scorefiles.read_run_info(folder)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, (method, label) in zip(axes, METHODS):
-        ins, outs = scores[method]
+    fig, axes = plt.subplots(1, len(scores), figsize=(5 * len(scores), 4), squeeze=False)
+    for ax, (method, (ins, outs)) in zip(axes[0], scores.items()):
+        label = LABELS.get(method, method)
         bins = np.linspace(min(ins.min(), outs.min()), max(ins.max(), outs.max()), 60)
         ax.hist(ins, bins, alpha=0.6, density=True, label=info.get("in_dataset", "in-distribution"))
         ax.hist(outs, bins, alpha=0.6, density=True, label=info.get("out_label", "OOD"))
-        ax.set(xlabel="max softmax score", ylabel="density", title=label)
+        ax.set(xlabel="max softmax score" if method in LABELS else "score (higher: more "
+               "in-distribution)", ylabel="density", title=label)
         ax.legend(fontsize=8)
     fig.suptitle(title_of(folder), fontsize=10)
     fig.tight_layout()
@@ -96,6 +98,35 @@ def draw_tuning(record, name):
     tuning_heatmap(record["fpr95"], temperatures, epsilons, chosen,
                    f"{record['nn']}: held-out FPR at 95% TPR, tuned on {record['tuned_on']} "
                    f"({count} + {count} images)", path)
+    return path
+
+
+def draw_detector_heatmaps(metrics, rows, sets, title, path):
+    """AUROC and FPR at 95% TPR of every detector (rows) on every OOD set (columns), side by
+    side, each cell annotated; ``metrics``: {(set, row): {metric: value}}, ``sets``:
+    [(set, label)]. Returns ``path``."""
+    panels = (("AUROC", "AUROC (%), higher is better", "viridis"),
+              ("FPR at TPR 95%", "FPR at 95% TPR (%), lower is better", "viridis_r"))
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * len(sets), 1.2 + 0.45 * len(rows)))
+    for ax, (metric, name, cmap) in zip(axes, panels):
+        grid = np.array([[100 * metrics[s, r][metric] if (s, r) in metrics else np.nan
+                          for s, _ in sets] for r in rows])
+        image = ax.imshow(grid, aspect="auto", cmap=cmap)
+        for (i, j), value in np.ndenumerate(grid):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if (value < np.nanmean(grid)) == (cmap == "viridis")
+                        else "black")
+        ax.set_xticks(range(len(sets)), [label for _, label in sets], rotation=35, ha="right",
+                      fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.04)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
     return path
 
 

@@ -6,7 +6,13 @@ score files into a per-run folder, and prints the release's metric block.
 As in the release, the first --skip (1,000) images of each set are held out
 (for tuning) and both sides use the same number of images.
 
+--method scores the same images with another detector instead (energy, knn, vim, ...;
+see --help): its score files are confidence_<Method>_{In,Out}.txt, read by calMetric.py
+like ODIN's. Detectors fitted on training statistics read the training set's features,
+computed once per model and cached.
+
     python main.py --nn densenet10 --out_dataset iSUN --magnitude 0.0014 --temperature 1000 --gpu 0
+    python main.py --nn densenet10 --out_dataset iSUN --method knn --k 50
 """
 import argparse
 import sys
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import calMetric
 import cli
+import feature_runs
 import runs
 import runtime
 import scorefiles
@@ -26,10 +33,7 @@ def build_parser():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_model_flag(parser)
     cli.add_set_flag(parser, "Imagenet")
-    parser.add_argument("--magnitude", default=0.0014, type=float,
-                        help="perturbation magnitude eps, in [0,1] pixel units (default 0.0014)")
-    parser.add_argument("--temperature", default=1000, type=float,
-                        help="temperature T > 0 (default 1000)")
+    cli.add_method_flags(parser)
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
     cli.add_evaluation_flags(parser)
@@ -52,8 +56,11 @@ def run(args):
               f"{100 * correct / total:.2f}%")
         return
     plan = runs.plan(settings, args.out_dir)
-    model, compiled = runs.load_scorer(settings.nn, options, 2 * len(plan.indices))
-    info = runs.score(model, compiled, plan, options)
+    if settings.method == "odin":
+        model, compiled = runs.load_scorer(settings.nn, options, 2 * len(plan.indices))
+        info = runs.score(model, compiled, plan, options)
+    else:
+        info = feature_runs.FeatureScorer(settings.nn, options).score(plan)
     result = calMetric.run_metrics(plan.folder, args.metrics, plan.spec.num_classes)
     print(calMetric.metric_block(result, plan.spec.label, plan.spec.in_dataset, plan.ood_set.label))
     print(f"\nClassifier accuracy on the {len(plan.indices)} {plan.spec.in_dataset} images scored: "

@@ -34,6 +34,26 @@ RELEASE_PICKLES = {
 
 
 @dataclass(frozen=True)
+class FeatureLayer:
+    """A layer whose output the feature pass keeps, global-average-pooled over space."""
+    name: str                 # as tables and cache keys name it
+    module: str               # the module's path in the network (model.get_submodule)
+    relu: bool = False        # apply the ReLU the network applies functionally after it
+
+
+# The layers of each architecture that the fitted detectors read, as in Lee et al.'s
+# Mahalanobis code: the stem, the output of each stage, and the last stage after its final
+# BN-ReLU, whose pooled output is the penultimate feature (the classifier's input).
+DENSENET_LAYERS = (FeatureLayer("conv1", "conv1"), FeatureLayer("trans1", "trans1"),
+                   FeatureLayer("trans2", "trans2"), FeatureLayer("block3", "relu"))
+RESNET_LAYERS = (FeatureLayer("stem", "bn1", relu=True), FeatureLayer("layer1", "layer1"),
+                 FeatureLayer("layer2", "layer2"), FeatureLayer("layer3", "layer3"))
+WRN_LAYERS = (FeatureLayer("conv1", "conv1"), FeatureLayer("block1", "block1"),
+              FeatureLayer("block2", "block2"), FeatureLayer("block3", "relu"))
+CLASSIFIER = "fc"   # every network here: its input is the penultimate feature
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     label: str                      # architecture, as the metric block prints it
@@ -43,6 +63,7 @@ class ModelSpec:
     std: tuple
     origin: str                     # who trained the weights, and their licence
     rename: tuple = ()              # (old key prefix, new key prefix) pairs
+    feature_layers: tuple = DENSENET_LAYERS
 
     @property
     def num_classes(self):
@@ -78,9 +99,10 @@ MODELS = {spec.name: spec for spec in [
     ModelSpec("densenet100", "DenseNet-BC-100", "CIFAR-100", _densenet(100), ODIN_MEAN, ODIN_STD,
               ODIN_RELEASE),
     ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE),
+              ODIN_RELEASE, feature_layers=WRN_LAYERS),
     ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE + "; the release README links it to the same key as wideresnet10"),
+              ODIN_RELEASE + "; the release README links it to the same key as wideresnet10",
+              feature_layers=WRN_LAYERS),
     ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
               DICE_MEAN, DICE_STD,
               "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
@@ -91,12 +113,12 @@ MODELS = {spec.name: spec for spec in [
               ODIN_MEAN, ODIN_STD, "Necas, independent DenseNet-BC-100 training (BSD-3)"),
     *[ModelSpec(f"resnet{d}", f"ResNet-{d}", "CIFAR-10", _resnet(d, 10, "A"),
                 IMAGENET_MEAN, IMAGENET_STD, AKAMASTER,
-                rename=(("module.", ""), ("linear.", "fc.")))
+                rename=(("module.", ""), ("linear.", "fc.")), feature_layers=RESNET_LAYERS)
       for d in (20, 32, 44, 56)],
     ModelSpec("resnet56_cifar100", "ResNet-56", "CIFAR-100", _resnet(56, 100, "B"),
               CIFAR100_MEAN, CIFAR100_STD,
               "chenyaofo/pytorch-cifar-models (BSD-3), "
-              "https://github.com/chenyaofo/pytorch-cifar-models"),
+              "https://github.com/chenyaofo/pytorch-cifar-models", feature_layers=RESNET_LAYERS),
 ]}
 
 

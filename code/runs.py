@@ -7,6 +7,7 @@ the held-out tuning split) to N - 1, N the smaller set's size, and the run folde
 the release's four score files and ``run.json``.
 """
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from tqdm import tqdm
 
 import cache
 import calData
+import detectors
 import runtime
 import scorefiles
 from datasets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
@@ -31,31 +33,67 @@ def check_image_range(skip, max_images):
         raise UserError("--skip must be >= 0 and --max-images >= 1")
 
 
+SHORT_NAMES = {"temperature": "T", "percentile": "p"}
+
+
+def _short(value):
+    """A parameter's value in a folder name: 1.0 as 1, None (the paper's rule) as auto."""
+    if value is None:
+        return "auto"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Everything that changes a run's scores, and so names its folder. Validated on
-    creation; an integral T becomes an int, written as 1000 like the release."""
+    creation; an integral T becomes an int, written as 1000 like the release.
+
+    ``method`` 'odin' (the default) scores with ``temperature`` and ``epsilon`` and writes
+    the baseline beside ODIN, as the release; any other detector takes its hyper-parameters
+    from ``params`` ((name, value) pairs; the papers' defaults fill the rest) and has no
+    temperature or epsilon of its own here (None)."""
     nn: str
     out_dataset: str
-    temperature: float
-    epsilon: float
+    temperature: float | None
+    epsilon: float | None
     seed: int = 0                   # of the Uniform / Gaussian images
     skip: int = HELD_OUT
     max_images: int | None = None   # at most this many images a side
+    method: str = "odin"
+    params: tuple = ()
 
     def __post_init__(self):
         get_spec(self.nn)
         get_ood_set(self.out_dataset)
+        check_image_range(self.skip, self.max_images)
+        if self.method != "odin":
+            detector = detectors.make(self.method, **dict(self.params))
+            object.__setattr__(self, "params", tuple(sorted(detector.params.items())))
+            object.__setattr__(self, "temperature", None)
+            object.__setattr__(self, "epsilon", None)
+            return
+        if self.params:
+            raise UserError(f"odin takes --temperature and --magnitude, not "
+                            f"{', '.join(name for name, _ in self.params)}")
         if not math.isfinite(self.epsilon) or self.epsilon < 0:
             raise UserError(f"--magnitude must be a finite number >= 0, got {self.epsilon}")
         if not math.isfinite(self.temperature) or self.temperature <= 0:
             raise UserError(f"--temperature must be a finite number > 0, got {self.temperature}")
-        check_image_range(self.skip, self.max_images)
         object.__setattr__(self, "temperature", scorefiles.canonical_temperature(self.temperature))
         object.__setattr__(self, "epsilon", float(self.epsilon))
 
+    def detector(self):
+        """The settings' detector, unfitted."""
+        if self.method == "odin":
+            return detectors.make("odin", temperature=self.temperature, magnitude=self.epsilon)
+        return detectors.make(self.method, **dict(self.params))
+
     def folder_name(self):
-        name = f"{self.nn}_{self.out_dataset}_T{self.temperature}_eps{self.epsilon}"
+        if self.method == "odin":
+            name = f"{self.nn}_{self.out_dataset}_T{self.temperature}_eps{self.epsilon}"
+        else:
+            name = f"{self.nn}_{self.out_dataset}_{self.method}" + "".join(
+                f"_{SHORT_NAMES.get(key, key)}{_short(value)}" for key, value in self.params)
         if get_ood_set(self.out_dataset).kind == "noise":
             name += f"_seed{self.seed}"
         if self.skip != HELD_OUT:
@@ -94,8 +132,23 @@ def run_folder(settings):
     return runs_dir() / settings.folder_name()
 
 
+def writable_folder(folder):
+    """``folder``, created if needed; a UserError now, before any work, if it cannot be."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: choose another --out-dir")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder {folder}: {e.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into the run folder {folder}: permission denied")
+    return folder
+
+
 def plan(settings, out_dir=None):
-    """Resolve ``settings`` to datasets and indices; a UserError if a set is not here."""
+    """Resolve ``settings`` to datasets and indices, and check that the run folder can be
+    written; a UserError if a set is not here or the folder cannot be written."""
     spec, ood_set = get_spec(settings.nn), get_ood_set(settings.out_dataset)
     ood = ood_dataset(settings.out_dataset, settings.seed)
     ind = cifar(spec.in_dataset)
@@ -106,7 +159,7 @@ def plan(settings, out_dir=None):
         raise UserError(f"nothing to score: {settings.out_dataset} has {len(ood)} images and "
                         f"--skip is {settings.skip}")
     return Plan(settings, spec, ood_set, ind, ood, range(settings.skip, stop),
-                Path(out_dir) if out_dir else run_folder(settings))
+                writable_folder(out_dir if out_dir else run_folder(settings)))
 
 
 def finished(folder):
@@ -138,9 +191,20 @@ def images_to_score(plans, options):
 
 
 def load_scorer(nn, options, images):
-    """(model ready on the device, whether it is compiled) for scoring ``images`` images."""
+    """(model ready on the device, whether it is compiled) for scoring ``images`` images.
+    A compiled model is compiled here, on one batch, so that no progress bar's ETA counts
+    the compilation."""
     compiled = runtime.should_compile(options.compile, options.device, images)
-    model = runtime.prepare_model(load_model(nn, options.device)[0], options.device, compiled)
+    model, spec = load_model(nn, options.device)
+    model = runtime.prepare_model(model, options.device, compiled)
+    if compiled:
+        print("Compiling the model (torch.compile): about 80 s the first time on this CPU, a "
+              "few seconds once its cache (runs/.cache/inductor) is warm; --compile off skips it")
+        started = time.time()
+        normalise, std = calData.normaliser(spec.mean, spec.std, options.device)
+        warm_up = torch.zeros(options.batch_size, 3, 32, 32, dtype=torch.uint8)
+        calData.odin_batch(model, normalise(warm_up), 1000, 0.0014, std)
+        print(f"Compiled in {time.time() - started:.0f} s")
     return model, compiled
 
 

@@ -3,8 +3,9 @@ lines, how T and eps are written, and ``run.json`` (layer 0: what scoring writes
 metrics, tables and figures read).
 
 A run folder holds ``softmax_scores/confidence_<Method>_<Side>.txt``: Method ``Base``
-(the baseline, max softmax) or ``Our`` (ODIN), Side ``In`` (in-distribution) or ``Out``,
-and ``run.json``: the settings, accuracy, device and time of the run.
+(the baseline, max softmax) and ``Our`` (ODIN) for an ODIN run, as the release, or the
+label of another detector (``Energy``, ``KNN``, ...), Side ``In`` (in-distribution) or
+``Out``; and ``run.json``: the settings, accuracy, device and time of the run.
 """
 import json
 import os
@@ -16,7 +17,8 @@ import numpy as np
 from paths import UserError
 
 SCORE_DIR = "softmax_scores"
-METHODS = {"Base": "Baseline", "Our": "ODIN"}   # file tag -> the name tables print
+METHODS = {"Base": "Baseline", "Our": "ODIN"}   # the release's file tags -> the names printed
+ODIN_TAGS = tuple(METHODS)
 SIDES = ("In", "Out")
 RUN_INFO = "run.json"
 
@@ -31,10 +33,25 @@ def score_dir(folder):
     return folder / SCORE_DIR if (folder / SCORE_DIR).is_dir() else folder
 
 
-def complete(folder):
-    """Whether ``folder`` (a run folder or a folder of score files) holds all four files."""
+def complete(folder, tags=ODIN_TAGS):
+    """Whether ``folder`` (a run folder or a folder of score files) holds both sides of
+    every method ``tags``."""
     scores = score_dir(folder)
-    return all((scores / file_name(m, s)).is_file() for m in METHODS for s in SIDES)
+    return all((scores / file_name(m, s)).is_file() for m in tags for s in SIDES)
+
+
+def methods_in(folder):
+    """The tags of the methods whose two files ``folder`` holds: Base, Our first."""
+    scores = score_dir(folder)
+    tags = {p.name[len("confidence_"):-len("_In.txt")] for p in scores.glob("confidence_*_In.txt")}
+    tags = [t for t in tags if (scores / file_name(t, "Out")).is_file()]
+    return sorted(tags, key=lambda t: (t not in METHODS, ODIN_TAGS.index(t) if t in METHODS
+                                       else 0, t))
+
+
+def method_name(tag):
+    """The name tables print for a file tag: Baseline, ODIN, or the detector's label."""
+    return METHODS.get(tag, tag)
 
 
 def canonical_temperature(temperature):
@@ -58,12 +75,11 @@ def write_score_file(path, temperature, epsilon, scores):
 
 
 def write_scores(folder, temperature, epsilon, scores):
-    """The four files in ``folder`` from ``scores``: {(method, side): values}."""
+    """The files in ``folder`` from ``scores``: {(method tag, side): values}."""
     os.makedirs(folder, exist_ok=True)
-    for method in METHODS:
-        for side in SIDES:
-            write_score_file(os.path.join(folder, file_name(method, side)), temperature,
-                             epsilon, scores[(method, side)])
+    for (method, side), values in scores.items():
+        write_score_file(os.path.join(folder, file_name(method, side)), temperature, epsilon,
+                         values)
 
 
 def read_score_file(path):

@@ -233,7 +233,7 @@ def write_summary():
              "| model | table | sets run | (T, eps) chosen by | mean FPR95 baseline → ODIN | "
              "mean AUROC baseline → ODIN |", "|---|---|---|---|---|---|"]
     for path in sorted(results_dir().glob("*.csv")):
-        if path.stem.endswith("_modes"):
+        if path.stem.endswith("_modes") or path.stem.startswith("detectors_"):
             continue
         with open(path, newline="") as f:
             records = list(csv.DictReader(f))

@@ -13,10 +13,10 @@ LAYERS = {
     0: ("paths", "digests", "devices", "runtime", "scorefiles"),
     1: ("assets", "fetch", "rebuild"),
     2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet"),
-    3: ("calData", "cache", "metrics"),
-    4: ("runs", "tuning"),
+    3: ("calData", "cache", "metrics", "features", "detectors"),
+    4: ("runs", "tuning", "feature_runs"),
     5: ("calMetric", "figures"),
-    6: ("cli", "main", "tune", "table", "get_data", "convert_checkpoint"),
+    6: ("cli", "main", "tune", "table", "compare", "get_data", "convert_checkpoint"),
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 CODE = ROOT / "code"
@@ -33,18 +33,34 @@ def project_imports(path):
     return found & set(LAYER_OF)
 
 
+PACKAGES = ("detectors",)   # a package's modules all sit in the package's layer
+
+
+def module_files():
+    """{module name: its file}: code/*.py, and the modules of each package as package.name."""
+    files = {p.stem: p for p in CODE.glob("*.py")}
+    for package in PACKAGES:
+        files.update({f"{package}.{p.stem}": p for p in (CODE / package).glob("*.py")})
+    return files
+
+
+def layer_of(module):
+    return LAYER_OF[module.split(".")[0]]
+
+
 def test_every_module_has_a_layer():
-    assert sorted(p.stem for p in CODE.glob("*.py")) == sorted(LAYER_OF)
+    top = {name.split(".")[0] for name in module_files()}
+    assert sorted(top) == sorted(LAYER_OF)
 
 
-@pytest.mark.parametrize("module", sorted(LAYER_OF))
+@pytest.mark.parametrize("module", sorted(module_files()))
 def test_no_module_imports_from_above(module):
-    above = {name: LAYER_OF[name] for name in project_imports(CODE / f"{module}.py")
-             if LAYER_OF[name] > LAYER_OF[module]}
-    assert not above, f"{module} (layer {LAYER_OF[module]}) imports {above}"
+    above = {name: LAYER_OF[name] for name in project_imports(module_files()[module])
+             if LAYER_OF[name] > layer_of(module)}
+    assert not above, f"{module} (layer {layer_of(module)}) imports {above}"
 
 
 def test_no_sys_path_tricks_in_code():
-    for path in CODE.glob("*.py"):
+    for path in module_files().values():
         text = path.read_text()
         assert "sys.path" not in text and "noqa: E402" not in text, path.name

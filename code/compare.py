@@ -1,0 +1,203 @@
+"""Every detector against every OOD set here, for one model, on exactly the same images,
+model and metric code: results/detectors_<model>.md and .csv, figures/detectors_<model>.png.
+
+Rows: the baseline (MSP) and ODIN, from the same ODIN runs as the model's results table
+(table.py: its (T, eps), its run folders, reused when finished), then every gradient-free
+detector (code/detectors/), each scored from the shared feature pass: the features of the
+training set, the test set and each OOD set are computed once per model and cached
+(runs/.cache), and each (detector, set) is an ordinary run folder under runs/ that
+calMetric.py reads. Resumable: finished runs are reused, --force scores them again.
+Images: the test set and each OOD set from index --skip (1,000) to N - 1, as every run.
+
+    python compare.py --nn densenet10
+    python compare.py --nn resnet20 --methods energy,knn --max-images 200
+"""
+import argparse
+import csv
+import functools
+import sys
+import time
+
+from tqdm import tqdm
+
+import calMetric
+import cli
+import detectors
+import feature_runs
+import figures
+import runs
+import runtime
+import table
+import tuning
+from datasets import OOD_SETS
+from metrics import METRICS
+from models import get_spec
+from paths import UserError, figures_dir, report_errors, results_dir, shown
+
+BASELINE, ODIN = "MSP (baseline)", "ODIN"
+# The detectors scored from features; MSP is the ODIN runs' baseline column.
+COMPARED = tuple(name for name in detectors.FEATURE_DETECTORS if name != "msp")
+SUMMARY = ("FPR at TPR 95%", "AUROC")
+
+
+def parse_methods(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        detector = detectors.get_detector(name)
+        if detector.needs_gradient or name == "msp":
+            raise UserError(f"--methods: {name} is in every comparison already (baseline and "
+                            "ODIN rows come from the ODIN runs)")
+    return tuple(names)
+
+
+def odin_rows(args, options, sets):
+    """{set: (label of the row's settings, metrics or None, reason)} of the baseline and ODIN,
+    from the runs of the model's own results table (table.py's default settings)."""
+    settings = table.default_settings(args.nn)
+    tuner = functools.cache(lambda: tuning.Tuner(args.nn, args.tune_images, options.device,
+                                                 options.batch_size, args.seed))
+    chosen, why_not = table.choose_settings(args.nn, settings, tuner, sets)
+    outcomes = table.evaluate(args, [table.run_key(n, c) for n, c in chosen.items()], options)
+    rows = {}
+    for name in sets:
+        choice, result, reason = outcomes.of(name, chosen, why_not)
+        by = f"T={choice.temperature}, eps={choice.epsilon}, {choice.by}" if choice else ""
+        rows[name] = (by, result, reason)
+    return rows
+
+
+def detector_rows(args, options, sets, methods):
+    """{(set, method label): metrics} and {set: reason it cannot run} of the detectors."""
+    plans, why_not = {}, {}
+    for name in sets:
+        for method in methods:
+            try:
+                plans[name, method] = runs.plan(cli.run_settings(
+                    args, out_dataset=name, method=method, temperature=None, epsilon=None))
+            except UserError as e:
+                why_not[name] = str(e)
+    todo = [p for p in plans.values() if args.force or not feature_runs.finished(p)]
+    # larger sets first: their in-distribution features then serve iSUN's shorter range
+    todo.sort(key=lambda p: -len(p.indices))
+    if todo:
+        scorer = feature_runs.FeatureScorer(args.nn, options)
+        for p in tqdm(todo, desc=f"{args.nn}: {len(todo)} detector run(s)", unit="run",
+                      dynamic_ncols=True):
+            scorer.score(p)
+    metrics = {}
+    for (name, method), p in plans.items():
+        label = detectors.get_detector(method).label
+        metrics[name, label] = calMetric.run_metrics(p.folder, args.metrics,
+                                                     p.spec.num_classes)[label]
+    return metrics, why_not
+
+
+def comparison(args):
+    """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
+    spec = get_spec(args.nn)
+    runs.check_image_range(args.skip, args.max_images)
+    methods = parse_methods(args.methods) if args.methods else COMPARED
+    options = cli.scoring_options(args)
+    runtime.configure_allocator()
+    sets = table.tested_sets()
+    odin = odin_rows(args, options, sets)
+    metrics, why_not = detector_rows(args, options, sets, methods)
+    notes = {BASELINE: "T=1, no perturbation", ODIN: "(T, eps) of results/"
+             f"{table.table_name(args.nn, table.default_settings(args.nn))}.md"}
+    for name, (by, result, reason) in odin.items():
+        if result is None:
+            why_not.setdefault(name, reason)
+            continue
+        metrics[name, BASELINE] = result["Baseline"]
+        metrics[name, ODIN] = result["ODIN"]
+    rows = [BASELINE, ODIN]
+    for method in methods:
+        detector = detectors.make(method)
+        rows.append(detector.label)
+        notes[detector.label] = (", ".join(f"{k}={v}" for k, v in detector.params.items())
+                                 or "no parameter") + f"; {detector.paper}"
+    return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
+
+
+def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
+    """results/detectors_<nn>.md and .csv; returns the markdown."""
+    ran = [s for s in table.tested_sets() if any((s, r) in metrics for r in rows)]
+    lines = [f"{args.nn} ({spec.label}, {spec.in_dataset}): every detector on every OOD set "
+             f"here. {args.metrics.capitalize()} metrics, %; in-distribution is the positive "
+             f"class; images from index {args.skip} of each set"
+             + (f", at most {args.max_images} a side" if args.max_images else "") + "."]
+    for metric in SUMMARY:
+        better = "lower" if metric.startswith("FPR") else "higher"
+        lines += ["", f"**{metric}** ({better} is better; best of each column in bold)", "",
+                  "| detector | " + " | ".join(OOD_SETS[s].label for s in ran) + " | mean |",
+                  "|---|" + "---|" * (len(ran) + 1)]
+        best = {s: (min if better == "lower" else max)(
+            metrics[s, r][metric] for r in rows if (s, r) in metrics) for s in ran}
+        for row in rows:
+            cells = []
+            for s in ran:
+                value = metrics.get((s, row), {}).get(metric)
+                text = "" if value is None else f"{100 * value:.1f}"
+                cells.append(f"**{text}**" if value is not None and value == best[s] else text)
+            done = [metrics[s, row][metric] for s in ran if (s, row) in metrics]
+            mean = f"{100 * sum(done) / len(done):.1f}" if len(done) == len(ran) and ran else ""
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", "| detector | settings |", "|---|---|"]
+    lines += [f"| {row} | {notes[row]} |" for row in rows]
+    lines += ["", "ODIN's (T, eps) per set: " + "; ".join(
+        f"{OOD_SETS[s].label}: {odin_settings[s]}" for s in ran if odin_settings.get(s)) + "."]
+    if why_not:
+        lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
+                                          for s, r in why_not.items() if s not in ran]
+    text = "\n".join(lines) + "\n"
+    results_dir().mkdir(parents=True, exist_ok=True)
+    (results_dir() / f"detectors_{args.nn}.md").write_text(text)
+    with open(results_dir() / f"detectors_{args.nn}.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["ood_set", "detector", *METRICS, "note"])
+        for s in table.tested_sets():
+            if s not in ran:
+                out.writerow([s, "", *[""] * len(METRICS), why_not.get(s, "")])
+                continue
+            for row in rows:
+                if (s, row) in metrics:
+                    out.writerow([s, row, *(f"{100 * metrics[s, row][m]:.2f}" for m in METRICS),
+                                  ""])
+    return text, ran
+
+
+def report(args):
+    started = time.time()
+    spec, rows, notes, metrics, why_not, odin_settings = comparison(args)
+    text, ran = write_tables(args, spec, rows, notes, metrics, why_not, odin_settings)
+    figure = figures.draw_detector_heatmaps(
+        {(s, r): m for (s, r), m in metrics.items() if s in ran}, rows,
+        [(s, OOD_SETS[s].label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
+        figures_dir() / f"detectors_{args.nn}.png")
+    print(text)
+    print(f"wall {time.time() - started:.0f} s. Written: "
+          f"{shown(results_dir() / f'detectors_{args.nn}.md')} (and .csv), {shown(figure)}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_model_flag(parser)
+    parser.add_argument("--methods", metavar="A,B",
+                        help=f"detectors beside the baseline and ODIN (default all: "
+                             f"{','.join(COMPARED)})")
+    parser.add_argument("--force", action="store_true", help="score finished runs again")
+    cli.add_tuning_flags(parser)
+    cli.add_device_flags(parser)
+    cli.add_seed_flag(parser)
+    cli.add_evaluation_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: report(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""ODIN (Liang, Li & Srikant, ICLR 2018): max softmax at temperature T of the input
+perturbed by eps against the gradient of the loss (calData.py holds the arithmetic,
+checked against the release score for score). It needs input gradients, so it scores
+images with the model rather than cached features; an ODIN run also writes the baseline
+(MSP) column, as the release does.
+"""
+from calData import odin_batch
+from detectors.base import Detector
+
+
+class ODIN(Detector):
+    name, label = "odin", "ODIN"
+    paper = "Liang et al., ICLR 2018"
+    defaults = {"temperature": 1000, "magnitude": 0.0014}   # the release's defaults
+    valid = {"temperature": (lambda t: t > 0, "> 0"), "magnitude": (lambda e: e >= 0, ">= 0")}
+    needs_gradient = True
+
+    def score_inputs(self, model, inputs, std):
+        """ODIN scores of a batch of normalised inputs (std: the normalisation std)."""
+        return odin_batch(model, inputs, self.params["temperature"], self.params["magnitude"],
+                          std)[1]

@@ -1,0 +1,107 @@
+"""Runs of the gradient-free detectors: one model's feature pass, its fitted detectors, and
+run folders written from them (layer 4). ODIN runs are runs.py's; a plan (runs.plan) is the
+same for both, so a detector run scores exactly the images an ODIN run scores.
+
+A ``FeatureScorer`` serves every run of one model: it loads the model only when a feature
+pass has to run, takes every image set's features from the cache where it can
+(features.py), and fits each detector once on the training set's features.
+"""
+import time
+
+import features
+import runtime
+import scorefiles
+from assets import Unavailable
+from datasets import cifar, content_digest
+from models import get_spec, load_model, weights_sha256
+from paths import UserError
+
+
+def output_temperature(detector):
+    """The T written in a detector's score lines (``T, eps, score``): its own, else 1."""
+    return scorefiles.canonical_temperature(detector.params.get("temperature", 1))
+
+
+class FeatureScorer:
+    def __init__(self, nn, options):
+        self.spec, self.options = get_spec(nn), options
+        self.weights = weights_sha256(nn)
+        self.device = options.device
+        self._model = self._head = self._train = None
+        self._digests, self._fitted = {}, {}
+
+    def model(self):
+        if self._model is None:
+            runtime.configure_allocator()
+            model, _ = load_model(self.spec.name, self.device)
+            self._model = runtime.prepare_model(model, self.device)
+        return self._model
+
+    def head(self):
+        """The classifier's last layer, read from the weights file once."""
+        if self._head is None:
+            self._head = features.head_of(load_model(self.spec.name, "cpu")[0])
+        return self._head
+
+    def features(self, dataset, indices, name):
+        """Features of ``dataset`` (called ``name``: a set name, with its seed) at
+        ``indices`` (a range), from the cache when it has them."""
+        if name not in self._digests:
+            self._digests[name] = content_digest(dataset)
+        key = features.feature_key(self.spec, self.weights, self._digests[name], self.device)
+        batch = max(self.options.batch_size, 128)   # inference only: larger batches are faster
+        found, _ = features.features_of(self.model, self.spec, key, dataset, indices, self.device,
+                                        batch, desc=name, refresh=not self.options.use_cache)
+        return found
+
+    def train_features(self, method):
+        """Features of the whole training set, needed by ``method``'s fit."""
+        if self._train is None:
+            try:
+                train = cifar(self.spec.in_dataset, train=True)
+            except Unavailable as e:
+                raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
+                                f"{self.spec.name}, which is not here: {e}") from None
+            self._train = self.features(train, range(len(train)), f"{self.spec.in_dataset} train")
+        return self._train
+
+    def fitted(self, settings):
+        """The detector of ``settings``, fitted once per (method, parameters)."""
+        key = (settings.method, settings.params)
+        if key not in self._fitted:
+            detector = settings.detector()
+            train = self.train_features(settings.method) if detector.needs_training else None
+            self._fitted[key] = detector.fit(train, self.head())
+        return self._fitted[key]
+
+    def score(self, plan):
+        """Score both sides of ``plan`` (a non-ODIN method), write its run folder; return its
+        run.json contents."""
+        settings, spec = plan.settings, plan.spec
+        started = time.time()
+        detector = self.fitted(settings)
+        seed_name = f"{settings.out_dataset}" + (f" seed {settings.seed}"
+                                                  if plan.ood_set.kind == "noise" else "")
+        ins = self.features(plan.ind, plan.indices, spec.in_dataset)
+        outs = self.features(plan.ood, plan.indices, seed_name)
+        temperature = output_temperature(detector)
+        tag = detector.label
+        scorefiles.write_scores(plan.folder / scorefiles.SCORE_DIR, temperature, 0.0, {
+            (tag, "In"): detector.score(ins), (tag, "Out"): detector.score(outs)})
+        info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,
+                    num_classes=spec.num_classes, out_dataset=settings.out_dataset,
+                    out_label=plan.ood_set.label, method=settings.method, label=tag,
+                    params=dict(settings.params), seed=settings.seed,
+                    first_index=plan.indices.start, images_per_side=len(plan.indices),
+                    accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
+                    device=str(self.device), seconds=round(time.time() - started, 1))
+        scorefiles.write_run_info(plan.folder, info)
+        return info
+
+
+def finished(plan):
+    """The run.json of a complete detector run folder, else None."""
+    info = scorefiles.read_run_info(plan.folder)
+    tag = plan.settings.detector().label
+    return info if info and scorefiles.complete(plan.folder, (tag,)) else None
+

@@ -1,0 +1,142 @@
+"""The shared feature pass (layer 3): one forward pass per image gives the logits, the
+penultimate features and the pooled outputs of the model's declared layers, which every
+gradient-free detector reads.
+
+Forward hooks on the layers that ``models.ModelSpec.feature_layers`` names keep each
+output averaged over space (a [N, channels] array per layer); a pre-hook on the classifier
+keeps its input, the penultimate feature. Features are cached on disk per model and image
+set (``features_of``): the training set's once per model, the test and OOD sets' once per
+set, so adding a detector that needs no input gradient costs no forward pass at all.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+import cache
+from calData import normaliser
+from models import CLASSIFIER
+
+# Part of every feature cache key: bump it when a change here changes what is computed.
+FEATURE_VERSION = 1
+LAYER_PREFIX = "layer."
+
+
+@dataclass
+class Features:
+    logits: np.ndarray        # [N, classes]
+    penultimate: np.ndarray   # [N, width]: the classifier's input
+    layers: dict              # {layer name: [N, channels]}, pooled over space
+    labels: np.ndarray        # [N], -1 where a set has none
+
+    def __len__(self):
+        return len(self.logits)
+
+    def take(self, part):
+        """The features of the images ``part`` (a slice or an index array)."""
+        return Features(self.logits[part], self.penultimate[part],
+                        {name: values[part] for name, values in self.layers.items()},
+                        self.labels[part])
+
+    def arrays(self):
+        """The features as one flat {name: array} (the cache's format)."""
+        return {"logits": self.logits, "penultimate": self.penultimate, "labels": self.labels,
+                **{LAYER_PREFIX + name: values for name, values in self.layers.items()}}
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        layers = {name[len(LAYER_PREFIX):]: values for name, values in arrays.items()
+                  if name.startswith(LAYER_PREFIX)}
+        return cls(arrays["logits"], arrays["penultimate"], layers, arrays["labels"])
+
+
+@dataclass(frozen=True)
+class Head:
+    """The classifier's last layer, logits = penultimate @ weight.T + bias (float32)."""
+    weight: np.ndarray        # [classes, width]
+    bias: np.ndarray          # [classes]
+
+    def logits(self, penultimate):
+        return penultimate @ self.weight.T + self.bias
+
+
+def head_of(model):
+    layer = model.get_submodule(CLASSIFIER)
+    return Head(layer.weight.detach().cpu().numpy().astype(np.float32),
+                layer.bias.detach().cpu().numpy().astype(np.float32))
+
+
+@contextmanager
+def hooked(model, feature_layers):
+    """While inside: ``kept`` fills with each declared layer's pooled output and the
+    classifier's input, for the last batch the model saw."""
+    kept, handles = {}, []
+
+    def keep(layer):
+        def hook(module, inputs, output):
+            if layer.relu:
+                output = torch.relu(output)
+            kept[layer.name] = output.float().mean(dim=(2, 3))
+        return hook
+
+    def keep_input(module, inputs):
+        kept["penultimate"] = inputs[0].float()
+
+    try:
+        for layer in feature_layers:
+            handles.append(model.get_submodule(layer.module).register_forward_hook(keep(layer)))
+        handles.append(model.get_submodule(CLASSIFIER).register_forward_pre_hook(keep_input))
+        yield kept
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def extract(model, spec, dataset, device, batch_size=128, desc="features"):
+    """The Features of every image of ``dataset`` (eager, inference mode, in batches)."""
+    normalise, _ = normaliser(spec.mean, spec.std, device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        pin_memory=torch.device(device).type == "cuda")
+    names = [layer.name for layer in spec.feature_layers]
+    parts = {"logits": [], "penultimate": [], "labels": [], **{n: [] for n in names}}
+    with hooked(model, spec.feature_layers) as kept, torch.inference_mode(), \
+            tqdm(total=len(dataset), desc=desc, unit="img", dynamic_ncols=True) as bar:
+        for images, labels in loader:
+            logits = model(normalise(images)).float()
+            parts["logits"].append(logits.cpu().numpy())
+            parts["labels"].append(np.asarray(labels))
+            for name in ["penultimate", *names]:
+                parts[name].append(kept[name].cpu().numpy())
+            bar.update(len(images))
+    if not parts["logits"]:
+        raise ValueError("no images to extract features from")
+    joined = {name: np.concatenate(values) for name, values in parts.items()}
+    return Features(joined.pop("logits"), joined.pop("penultimate"),
+                    {name: joined[name] for name in names}, joined["labels"])
+
+
+def feature_key(spec, weights, images, device):
+    """The cache key of one image set's features: the weights' sha256, the images' content
+    digest, the normalisation, the layer list, the device type and FEATURE_VERSION."""
+    return cache.key_of(what="features", weights=weights, images=images, mean=list(spec.mean),
+                        std=list(spec.std), device=torch.device(device).type,
+                        layers=[(l.name, l.module, l.relu) for l in spec.feature_layers],
+                        classifier=CLASSIFIER, feature_version=FEATURE_VERSION)
+
+
+def features_of(get_model, spec, key, dataset, indices, device, batch_size=128, desc="features",
+                refresh=False):
+    """(Features of ``dataset`` at ``indices`` (a range), reused from the cache?).
+
+    ``get_model()`` gives the prepared model; it is called only when a feature pass has to
+    run. ``key`` is ``feature_key(...)`` of the whole dataset: an entry covering a larger
+    range serves any range inside it."""
+    def compute(wanted):
+        return extract(get_model(), spec, Subset(dataset, wanted), device, batch_size,
+                       desc).arrays()
+    arrays, reused = cache.cached_rows(key, indices, compute, refresh=refresh,
+                                       what=f"{desc} features")
+    return Features.from_arrays(arrays), reused
