@@ -80,8 +80,8 @@ class FeatureScorer:
         settings, spec = plan.settings, plan.spec
         started = time.time()
         detector = self.fitted(settings)
-        seed_name = f"{settings.out_dataset}" + (f" seed {settings.seed}"
-                                                  if plan.ood_set.kind == "noise" else "")
+        seed = f" seed {settings.seed}" if plan.ood_set.kind == "noise" else ""
+        seed_name = settings.out_dataset + seed
         ins = self.features(plan.ind, plan.indices, spec.in_dataset)
         outs = self.features(plan.ood, plan.indices, seed_name)
         temperature = output_temperature(detector)
@@ -104,4 +104,3 @@ def finished(plan):
     info = scorefiles.read_run_info(plan.folder)
     tag = plan.settings.detector().label
     return info if info and scorefiles.complete(plan.folder, (tag,)) else None
-

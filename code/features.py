@@ -123,7 +123,7 @@ def feature_key(spec, weights, images, device):
     digest, the normalisation, the layer list, the device type and FEATURE_VERSION."""
     return cache.key_of(what="features", weights=weights, images=images, mean=list(spec.mean),
                         std=list(spec.std), device=torch.device(device).type,
-                        layers=[(l.name, l.module, l.relu) for l in spec.feature_layers],
+                        layers=[(f.name, f.module, f.relu) for f in spec.feature_layers],
                         classifier=CLASSIFIER, feature_version=FEATURE_VERSION)
 
 

@@ -13,6 +13,15 @@ so that its peak memory is its own. Rows:
   d  forward        one batched forward pass in inference mode: the roofline;
                     ODIN needs about three forward-equivalents, so d/3 is its floor
 
+The shared feature pass of the other detectors (``--rows dft --batch-size 128``):
+
+  f  features.extract   one forward pass with the hooks of every declared layer (compare
+                        with d at the same batch size: the target is <= 1.2x its time)
+  t  detectors          every gradient-free detector, fitted on the cached CIFAR-10
+                        training features (computed first if the cache lacks them: the
+                        50,000-image pass, timed and printed) and scoring the features of
+                        2 x n images (both sides of a run); KNN's exact search among them
+
 The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
 
   g  tuning.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
@@ -20,6 +29,7 @@ The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
 
     python scripts/bench.py --n 256 [--device cuda]
     python scripts/bench.py --rows gn --n 16
+    python scripts/bench.py --rows dft --n 7925 --batch-size 128
 """
 import argparse
 import json
@@ -40,7 +50,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import calData  # noqa: E402
+import detectors  # noqa: E402
+import feature_runs  # noqa: E402
+import features  # noqa: E402
 import runtime  # noqa: E402
+from runs import ScoringOptions  # noqa: E402
 import tuning  # noqa: E402
 from datasets import cifar  # noqa: E402
 from models import load_model  # noqa: E402
@@ -48,7 +62,8 @@ from models import load_model  # noqa: E402
 T, EPS = 1000, 0.0014
 ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "c": "ours (main.py settings)", "d": "forward only (inference mode)",
-        "g": "tuning grid, ours (210 cells)", "n": "tuning grid, naive (210 cells)"}
+        "g": "tuning grid, ours (210 cells)", "n": "tuning grid, naive (210 cells)",
+        "f": "feature pass (hooks, inference mode)", "t": "gradient-free detectors (2n images)"}
 
 
 def images(n):
@@ -88,6 +103,27 @@ def forward_only(model, batch, mean, std, device, batch_size):
             model(normalise(batch[start:start + batch_size])).softmax(1).max(1)
 
 
+def detector_costs(spec, batch, device, batch_size):
+    """Fit and score every gradient-free detector on 2 x len(batch) images; {name: seconds}."""
+    scorer = feature_runs.FeatureScorer("densenet10", ScoringOptions(device, batch_size))
+    started = time.perf_counter()
+    train = scorer.train_features("bench")
+    print(f"training features: {time.perf_counter() - started:.1f} s (cache or pass)",
+          file=sys.stderr)
+    test = features.extract(scorer.model(), spec, torch.utils.data.TensorDataset(
+        batch, torch.zeros(len(batch))), device, batch_size)
+    both = test.take(np.r_[np.arange(len(test)), np.arange(len(test))])
+    costs = {}
+    for name in detectors.FEATURE_DETECTORS:
+        started = time.perf_counter()
+        detector = detectors.make(name).fit(train if detectors.DETECTORS[name].needs_training
+                                            else None, scorer.head())
+        fitted = time.perf_counter()
+        detector.score(both)
+        costs[name] = (round(fitted - started, 3), round(time.perf_counter() - fitted, 3))
+    return costs
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -115,7 +151,13 @@ def worker(row, n, device, batch_size, scores_path):
             model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,
             desc="ours", static_shape=compiled).odin,
         "d": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),
-    }[row]
+        "f": lambda b: features.extract(model, spec, as_dataset(b), device, batch_size).logits,
+    }.get(row)
+    if row == "t":
+        costs = detector_costs(spec, images(n), device, batch_size)
+        print(json.dumps({"row": row, "costs": costs, "compiled": False,
+                          "seconds": sum(f + s for f, s in costs.values())}))
+        return
     started = time.perf_counter()
     run(warm[:2] if row in "agn" else warm)
     sync(device)
@@ -165,16 +207,30 @@ def main():
             continue
         results[row] = json.loads(lines[-1])
         r = results[row]
+        if row == "t":
+            print(f"  t  {ROWS[row]:40} (fit s, score s of {2 * args.n} images): "
+                  + ", ".join(f"{k} {f:.2f}/{sc:.2f}" for k, (f, sc) in r["costs"].items()))
+            total = sum(sc for _, sc in r["costs"].values())
+            print(f"     all detectors' scoring {total:.1f} s, fitting "
+                  f"{sum(f for f, _ in r['costs'].values()):.1f} s once per model")
+            continue
         note = f"  (compiled; warm-up {r['warm_up_s']:.0f} s)" if r["compiled"] else ""
         print(f"  {row}  {ROWS[row]:40} {r['images_per_s']:8.1f} img/s  {r['seconds']:7.1f} s  "
               f"peak {r['peak_mb']:7.0f} MB{note}")
-    speed = {row: r["images_per_s"] for row, r in results.items()}
+    speed = {row: r["images_per_s"] for row, r in results.items() if "images_per_s" in r}
     if "c" in speed:
         for other, label in (("a", "c/a"), ("b", "c/b")):
             if other in speed:
                 print(f"  {label:10} {speed['c'] / speed[other]:6.2f}x")
         if "d" in speed:
             print(f"  c/(d/3)    {speed['c'] / (speed['d'] / 3):6.2f}x")
+    if "f" in speed and "d" in speed:
+        print(f"  f/d time   {speed['d'] / speed['f']:6.2f}x (feature pass over a forward)")
+    if "t" in results and "f" in speed:
+        scoring = sum(sc for _, sc in results["t"]["costs"].values())
+        feature_pass = 2 * args.n / speed["f"]
+        print(f"  t/f time   {100 * scoring / feature_pass:5.1f}% (all detectors' scoring over "
+              f"the feature pass of {2 * args.n} images, {feature_pass:.0f} s)")
     if "g" in speed and "n" in speed:
         print(f"  g/n cost   {speed['n'] / speed['g']:6.2f}x (time of ours over naive)")
     if (tmp / "g.npy").exists() and (tmp / "n.npy").exists():

@@ -50,16 +50,18 @@ def test_reuse_and_refresh():
 
 
 def test_corrupt_entries_are_recomputed(capsys):
-    cache.save("k", 0, scores())
+    def save():
+        cache.cached("k", range(5), lambda indices: scores(), refresh=True)
+    save()
     path = cache.cache_dir() / "k.npz"
     path.write_bytes(path.read_bytes()[:100])                 # truncated
-    assert cache.load("k") is None and "unreadable" in capsys.readouterr().out
-    cache.save("k", 0, scores())
+    assert cache.load_rows("k") is None and "unreadable" in capsys.readouterr().out
+    save()
     with np.load(path) as npz:
         arrays = dict(npz)
     arrays["baseline"] = arrays["baseline"] + 1               # data changed, checksum kept
     np.savez(path, **arrays)
-    assert cache.load("k") is None and "fails its checksum" in capsys.readouterr().out
+    assert cache.load_rows("k") is None and "fails its checksum" in capsys.readouterr().out
 
 
 def test_an_entry_serves_ranges_inside_it():
@@ -73,7 +75,7 @@ def test_an_entry_serves_ranges_inside_it():
     part, reused = cache.cached("k", range(11, 13), compute)
     assert reused and np.array_equal(part.odin, full.odin[1:3]) and len(computed) == 1
     _, reused = cache.cached("k", range(9, 12), compute)      # not covered: computed,
-    assert not reused and cache.load("k")[0] == 10             # the larger entry is kept
+    assert not reused and cache.load_rows("k")[0] == 10        # the larger entry is kept
 
 
 def test_content_digest_follows_the_images():

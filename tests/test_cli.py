@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+import cli
 import main
 import runs
 from devices import pick_device
@@ -93,8 +94,96 @@ def test_run_folders_differ_by_setting():
 
 
 def test_settings_and_arguments_are_not_rewritten():
-    args = main.build_parser().parse_args(["--temperature", "1000"])
-    settings = runs.RunSettings("densenet10", "iSUN", args.temperature, args.magnitude)
+    args = main.build_parser().parse_args(["--temperature", "1000", "--out_dataset", "iSUN"])
+    settings = cli.run_settings(args)
     assert isinstance(settings.temperature, int) and isinstance(args.temperature, float)
+    assert settings.epsilon == 0.0014 and args.magnitude is None   # the release's default
     with pytest.raises(AttributeError):
         settings.temperature = 5                   # frozen
+
+
+# ---- --method and its flags ----
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "nope"], "unknown method 'nope'; choose from odin, msp, energy"),
+    (["--method", "energy", "--k", "5"], "energy has no parameter --k (its parameters: "
+                                         "--temperature)"),
+    (["--method", "knn", "--magnitude", "0.001"], "knn has no parameter --magnitude"),
+    (["--k", "5"], "odin has no parameter --k"),
+    (["--method", "knn", "--k", "0"], "knn: --k must be >= 1, got 0"),
+    (["--method", "ash", "--percentile", "100"], "ash: --percentile must be in [0, 100)"),
+])
+def test_bad_method_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main.main(args + ["--gpu", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_method_run_folder_names_the_method_and_every_parameter():
+    parse = main.build_parser().parse_args
+    knn = cli.run_settings(parse(["--method", "knn", "--out_dataset", "iSUN"]))
+    assert knn.folder_name() == "densenet10_iSUN_knn_k50"
+    assert knn.temperature is None and knn.params == (("k", 50),)
+    energy = cli.run_settings(parse(["--method", "energy", "--out_dataset", "Uniform",
+                                     "--temperature", "2"]))
+    assert energy.folder_name() == "densenet10_Uniform_energy_T2_seed0"
+    vim = cli.run_settings(parse(["--method", "vim", "--out_dataset", "iSUN"]))
+    assert vim.folder_name() == "densenet10_iSUN_vim_dimauto"
+    odin = cli.run_settings(parse(["--out_dataset", "iSUN"]))
+    assert odin.folder_name() == "densenet10_iSUN_T1000_eps0.0014"   # the release's command
+
+
+def test_a_model_without_its_training_set_is_a_clear_error_for_fitted_methods(capsys):
+    """resnet56_cifar100's weights are here, CIFAR-100 (test and training sets) is not."""
+    assert main.main(["--nn", "resnet56_cifar100", "--method", "knn", "--out_dataset",
+                      "Uniform", "--gpu", "-1", "--max-images", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cifar100 is not available here" in err
+    assert err.count("\n") == 1
+
+
+def test_fitting_without_the_training_set_says_which_set(nothing_installed):
+    import feature_runs
+    scorer = feature_runs.FeatureScorer.__new__(feature_runs.FeatureScorer)
+    scorer.spec, scorer._train = MODELS["densenet10"], None
+    with pytest.raises(UserError, match="knn fits on the CIFAR-10 training set of densenet10, "
+                                        "which is not here: cifar10-train is not available"):
+        scorer.train_features("knn")
+
+
+# ---- --out-dir and damaged data: said before any work ----
+
+def test_out_dir_naming_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(runs, "load_scorer", lambda *a: pytest.fail("scoring started"))
+    target = tmp_path / "a_file"
+    target.write_text("")
+    assert main.main(["--out_dataset", "Uniform", "--out-dir", str(target), "--gpu", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1
+
+
+def test_an_unwritable_out_dir_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import os
+    if os.geteuid() == 0:
+        target = "/proc/odin-run"          # root may write anywhere else
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "run")
+    monkeypatch.setattr(runs, "load_scorer", lambda *a: pytest.fail("scoring started"))
+    assert main.main(["--out_dataset", "Uniform", "--out-dir", target, "--gpu", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the run folder" in err and err.count("\n") == 1
+
+
+def test_a_truncated_data_file_names_the_file_and_the_fix(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    (data / "cifar10").mkdir(parents=True)
+    source = ROOT / "data" / "cifar10" / "cifar10_test.npz"
+    (data / "cifar10" / "cifar10_test.npz").write_bytes(source.read_bytes()[:100000]
+                                                        if source.exists() else b"PK\x03\x04")
+    monkeypatch.setenv("ODIN_DATA_DIR", str(data))
+    assert main.main(["--out_dataset", "Uniform", "--gpu", "-1", "--max-images", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "cifar10_test.npz: unreadable" in err and "bash scripts/get_data.sh" in err
+    assert err.count("\n") == 1

@@ -121,8 +121,8 @@ def test_vim_origin_is_where_every_logit_is_zero():
 
 
 def test_vim_dimension_rule():
-    assert [principal_dimension(w) for w in (64, 342, 768, 1024, 2048)] == [32, 171, 512,
-                                                                              512, 1000]
+    widths = (64, 342, 768, 1024, 2048)
+    assert [principal_dimension(w) for w in widths] == [32, 171, 512, 512, 1000]
 
 
 # ---- ASH-S: keep the top half of (1, 2, 3, 4), scale by exp(10 / 7) ----

@@ -131,8 +131,8 @@ def test_every_model_is_an_asset_and_every_url_is_in_the_catalogue_only():
         assert "dropbox" not in (ROOT / "code" / module).read_text().lower(), module
 
 
-def test_a_source_without_a_published_checksum_is_never_downloaded(nothing_installed,
-                                                                     monkeypatch):
+def test_a_source_without_a_published_checksum_is_never_downloaded(
+        nothing_installed, monkeypatch):
     monkeypatch.delenv("ODIN_OFFLINE")
     monkeypatch.setattr(fetch.urllib.request, "urlopen",
                         lambda *a, **k: pytest.fail("downloaded an unverifiable file"))

@@ -4,6 +4,8 @@ checked against the release score for score). It needs input gradients, so it sc
 images with the model rather than cached features; an ODIN run also writes the baseline
 (MSP) column, as the release does.
 """
+import math
+
 from calData import odin_batch
 from detectors.base import Detector
 
@@ -12,7 +14,8 @@ class ODIN(Detector):
     name, label = "odin", "ODIN"
     paper = "Liang et al., ICLR 2018"
     defaults = {"temperature": 1000, "magnitude": 0.0014}   # the release's defaults
-    valid = {"temperature": (lambda t: t > 0, "> 0"), "magnitude": (lambda e: e >= 0, ">= 0")}
+    valid = {"temperature": (lambda t: math.isfinite(t) and t > 0, "a finite number > 0"),
+             "magnitude": (lambda e: math.isfinite(e) and e >= 0, "a finite number >= 0")}
     needs_gradient = True
 
     def score_inputs(self, model, inputs, std):

@@ -1,0 +1,82 @@
+"""The detector comparison on real data, CI-sized: ResNet-20 (the quickest model here), its
+real CIFAR-10 training features, 100 images a side of every OOD set here (needs ../shared)."""
+import csv
+
+import numpy as np
+import pytest
+
+import compare
+import scorefiles
+import main
+from datasets import OOD_SETS
+from paths import results_dir
+
+N = 100
+ARGS = ["--nn", "resnet20", "--max-images", str(N), "--tune-images", "4", "--gpu", "-1",
+        "--batch-size", "100"]
+HERE = ["iSUN", "Uniform", "Gaussian", "TIN_crop", "TIN_resize", "MNIST", "FashionMNIST"]
+
+
+@pytest.fixture(scope="module")
+def shared_runs(tmp_path_factory):
+    """One runs/ (and feature cache) for the module: the training features are computed once."""
+    return tmp_path_factory.mktemp("compare")
+
+
+@pytest.fixture
+def outputs(shared_runs, monkeypatch):
+    for name in ("runs", "results", "figures"):
+        monkeypatch.setenv(f"ODIN_{name.upper()}_DIR", str(shared_runs / name))
+    return shared_runs
+
+
+def read_rows():
+    with open(results_dir() / "detectors_resnet20.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_detector_on_every_set_here(installed, outputs, capsys):
+    assert compare.main(ARGS) == 0
+    out = capsys.readouterr().out
+    rows = read_rows()
+    labels = [compare.BASELINE, compare.ODIN, "Energy", "MaxLogit", "GEN", "Mahalanobis",
+              "RelativeMahalanobis", "KNN", "ReAct", "ViM", "ASH-S"]
+    for name in HERE:
+        assert [r["detector"] for r in rows if r["ood_set"] == name] == labels
+    for name in ("Imagenet", "LSUN"):            # not on these machines: said, not skipped
+        (row,) = [r for r in rows if r["ood_set"] == name]
+        assert "not available here" in row["note"]
+    md = (results_dir() / "detectors_resnet20.md").read_text()
+    assert all(f"| {label} |" in md for label in labels)
+    assert (outputs / "figures" / "detectors_resnet20.png").stat().st_size > 10000
+    assert "wall" in out
+    # higher = more in-distribution, on real features: noise is far from CIFAR-10 for the
+    # distance-based detectors (a sign error would give an AUROC near 0)
+    auroc = {(r["ood_set"], r["detector"]): float(r["AUROC"]) for r in rows if r["detector"]}
+    for name in ("Uniform", "Gaussian"):
+        for label in ("Mahalanobis", "KNN", "ViM"):
+            assert auroc[name, label] > 95, (name, label)
+    assert all(40 < auroc["iSUN", label] for label in labels if label != "ASH-S")
+
+
+def test_a_second_comparison_reuses_every_run(installed, outputs, capsys, monkeypatch):
+    import feature_runs
+    monkeypatch.setattr(feature_runs.FeatureScorer, "score",
+                        lambda *a: pytest.fail("a finished run was scored again"))
+    before = read_rows()
+    assert compare.main(ARGS) == 0
+    assert read_rows() == before
+
+
+def test_the_msp_method_is_the_baseline_column_of_the_odin_runs(installed, outputs, capsys):
+    """main.py --method msp scores from the feature pass; the baseline of an ODIN run is
+    scored with the input gradient on: on the real model, the same numbers, image for image."""
+    common = ["--nn", "resnet20", "--out_dataset", "iSUN", "--max-images", str(N), "--gpu", "-1"]
+    assert main.main(common + ["--method", "msp"]) == 0
+    assert main.main(common + ["--temperature", "10", "--magnitude", "0.001"]) == 0
+    msp = scorefiles.read_scores(outputs / "runs" / f"resnet20_iSUN_msp_n{N}", "MSP")
+    base = scorefiles.read_scores(outputs / "runs" / f"resnet20_iSUN_T10_eps0.001_n{N}", "Base")
+    assert len(msp[1]) == N
+    np.testing.assert_array_equal(msp[1], base[1])
+    np.testing.assert_array_equal(msp[2], base[2])
+    assert OOD_SETS["iSUN"].label in capsys.readouterr().out
