@@ -60,8 +60,11 @@ def _save_arrays(key, **arrays):
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{key}.tmp.npz"
-    np.savez(tmp, checksum=digest(*(arrays[name] for name in sorted(arrays))), **arrays)
-    os.replace(tmp, folder / f"{key}.npz")
+    try:
+        np.savez(tmp, checksum=digest(*(arrays[name] for name in sorted(arrays))), **arrays)
+        os.replace(tmp, folder / f"{key}.npz")
+    finally:
+        tmp.unlink(missing_ok=True)   # a write stopped half-way leaves nothing behind
 
 
 def load_rows(key):
@@ -86,12 +89,14 @@ def covers(key, indices):
     return _covering(load_rows(key), indices)
 
 
-def cached_rows(key, indices, compute, refresh=False, what="values"):
+def cached_rows(key, indices, compute, refresh=False, what=None):
     """({name: rows of the images ``indices`` (a range)}, reused?): from an entry covering
     them, else ``compute(indices)``'s arrays, which then become the entry unless a larger
-    one exists. ``what``, if given, names the values in a note printed when they are reused."""
-    entry = None if refresh else load_rows(key)
-    if _covering(entry, indices):
+    one exists. ``refresh`` computes even when an entry covers them; a larger entry is
+    never replaced by a smaller one. ``what``, if given, names the values in a note printed
+    when they are reused."""
+    entry = load_rows(key)
+    if not refresh and _covering(entry, indices):
         first = entry[0]
         part = slice(indices.start - first, indices.stop - first)
         if what:

@@ -31,7 +31,8 @@ def run_metrics(folder, mode="exact", num_classes=None):
     result = {}
     for method in tags:
         temperature, ins, outs = scorefiles.read_scores(folder, method)
-        temperature = 1 if method == "Base" else temperature
+        # the release's sweep ranges are for max-softmax scores: Base at T = 1, ODIN at its T
+        temperature = {"Base": 1, "Our": temperature}.get(method)
         result[scorefiles.method_name(method)] = compute(ins, outs, mode, num_classes,
                                                          temperature)
     return result

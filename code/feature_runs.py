@@ -28,7 +28,7 @@ class FeatureScorer:
         self.weights = weights_sha256(nn)
         self.device = options.device
         self._model = self._head = self._train = None
-        self._digests, self._fitted = {}, {}
+        self._digests, self._fitted, self._features = {}, {}, {}
 
     def model(self):
         if self._model is None:
@@ -45,23 +45,32 @@ class FeatureScorer:
 
     def features(self, dataset, indices, name):
         """Features of ``dataset`` (called ``name``: a set name, with its seed) at
-        ``indices`` (a range), from the cache when it has them."""
-        if name not in self._digests:
-            self._digests[name] = content_digest(dataset)
-        key = features.feature_key(self.spec, self.weights, self._digests[name], self.device)
-        batch = max(self.options.batch_size, 128)   # inference only: larger batches are faster
-        found, _ = features.features_of(self.model, self.spec, key, dataset, indices, self.device,
-                                        batch, desc=name, refresh=not self.options.use_cache)
-        return found
+        ``indices`` (a range): kept in memory for the next run, else from the cache when it
+        has them (unless --no-cache), else computed."""
+        memo = (name, indices.start, indices.stop)
+        if memo not in self._features:
+            if name not in self._digests:
+                self._digests[name] = content_digest(dataset)
+            key = features.feature_key(self.spec, self.weights, self._digests[name],
+                                       self.device)
+            batch = max(self.options.batch_size, 128)   # inference only: larger is faster
+            self._features[memo], _ = features.features_of(
+                self.model, self.spec, key, dataset, indices, self.device, batch, desc=name,
+                refresh=not self.options.use_cache)
+        return self._features[memo]
+
+    def training_set(self, method):
+        """The model's training set, which ``method`` fits on; a clear error if absent."""
+        try:
+            return cifar(self.spec.in_dataset, train=True)
+        except Unavailable as e:
+            raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
+                            f"{self.spec.name}, which is not here: {e}") from None
 
     def train_features(self, method):
         """Features of the whole training set, needed by ``method``'s fit."""
         if self._train is None:
-            try:
-                train = cifar(self.spec.in_dataset, train=True)
-            except Unavailable as e:
-                raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
-                                f"{self.spec.name}, which is not here: {e}") from None
+            train = self.training_set(method)
             self._train = self.features(train, range(len(train)), f"{self.spec.in_dataset} train")
         return self._train
 
@@ -70,7 +79,13 @@ class FeatureScorer:
         key = (settings.method, settings.params)
         if key not in self._fitted:
             detector = settings.detector()
-            train = self.train_features(settings.method) if detector.needs_training else None
+            width = self.head().weight.shape[1]
+            if detector.needs_training:
+                detector.check(width, len(self.training_set(settings.method)))
+                train = self.train_features(settings.method)
+            else:
+                detector.check(width, None)
+                train = None
             self._fitted[key] = detector.fit(train, self.head())
         return self._fitted[key]
 

@@ -30,7 +30,7 @@ class Features:
     logits: np.ndarray        # [N, classes]
     penultimate: np.ndarray   # [N, width]: the classifier's input
     layers: dict              # {layer name: [N, channels]}, pooled over space
-    labels: np.ndarray        # [N], -1 where a set has none
+    labels: np.ndarray        # [N] the dataset's labels (an OOD set's are not classes)
 
     def __len__(self):
         return len(self.logits)

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_curve
 
 from metrics import exact_metrics
 import scorefiles
-from paths import figures_dir, report_errors
+from paths import UserError, figures_dir, report_errors
 
 plt.switch_backend("Agg")   # files only, never a window
 LABELS = {"Base": "Baseline (T = 1, no perturbation)", "Our": "ODIN"}
@@ -24,7 +24,10 @@ LABELS = {"Base": "Baseline (T = 1, no perturbation)", "Our": "ODIN"}
 
 def load_scores(folder):
     """{method tag: (in, out)} from a run folder: Base and Our for an ODIN run."""
-    return {m: scorefiles.read_scores(folder, m)[1:] for m in scorefiles.methods_in(folder)}
+    tags = scorefiles.methods_in(folder)
+    if not tags:
+        raise UserError(f"{folder}: no pair of confidence_<Method>_{{In,Out}}.txt files")
+    return {m: scorefiles.read_scores(folder, m)[1:] for m in tags}
 
 
 def title_of(folder):

@@ -133,8 +133,9 @@ def test_a_method_run_folder_names_the_method_and_every_parameter():
     assert odin.folder_name() == "densenet10_iSUN_T1000_eps0.0014"   # the release's command
 
 
-def test_a_model_without_its_training_set_is_a_clear_error_for_fitted_methods(capsys):
-    """resnet56_cifar100's weights are here, CIFAR-100 (test and training sets) is not."""
+def test_a_cifar100_model_is_a_clear_error_for_a_fitted_method(capsys):
+    """resnet56_cifar100's weights are here, CIFAR-100 (test and training sets) is not: the
+    missing test set is said first (the training set's message: the test below)."""
     assert main.main(["--nn", "resnet56_cifar100", "--method", "knn", "--out_dataset",
                       "Uniform", "--gpu", "-1", "--max-images", "5"]) == 2
     err = capsys.readouterr().err

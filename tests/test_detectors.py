@@ -47,7 +47,15 @@ def test_msp_energy_maxlogit_gen_by_hand():
         2 * math.log(1 + math.sqrt(3)), abs=1e-6)
     assert fitted("maxlogit").score(x)[0] == pytest.approx(math.log(3), abs=1e-6)
     assert fitted("gen").score(x)[0] == pytest.approx(-2 * (3 / 16) ** 0.1, abs=1e-6)
-    assert fitted("gen", top_m=1).score(x)[0] == pytest.approx(-(3 / 16) ** 0.1, abs=1e-6)
+
+
+def test_gen_sums_the_m_largest_probabilities():
+    x = from_logits([[0.0, math.log(2), math.log(5)]])      # softmax (1/8, 2/8, 5/8)
+    def term(p):
+        return (p * (1 - p)) ** 0.1
+    assert fitted("gen", top_m=2).score(x)[0] == pytest.approx(-(term(5 / 8) + term(2 / 8)))
+    assert fitted("gen", top_m=1, gamma=0.5).score(x)[0] == pytest.approx(
+        -(5 / 8 * 3 / 8) ** 0.5)
 
 
 # ---- Mahalanobis and Relative Mahalanobis: two classes, a cross of 4 points each ----
@@ -136,6 +144,12 @@ def test_ash_by_hand():
     assert score[0] == pytest.approx(expected, rel=1e-6)
 
 
+def test_ash_rounds_the_pruned_count_as_the_authors():
+    # n = 7, p = 50: round(3.5) = 4 values pruned (not floor's 3), 3 kept
+    shaped = ash_s(np.array([[7.0, 1.0, 6.0, 2.0, 5.0, 3.0, 4.0]]), 50)
+    np.testing.assert_allclose(shaped, np.array([[7, 0, 6, 0, 5, 0, 0]]) * np.exp(28 / 18))
+
+
 def test_ash_of_an_all_zero_activation_is_finite():
     head = Head(np.eye(4, dtype=np.float32), np.zeros(4, np.float32))
     assert np.isfinite(fitted("ash", None, head, percentile=50).score(feats([[0] * 4], head)))
@@ -190,10 +204,27 @@ def test_unknown_method_and_unknown_parameter_are_one_line_errors():
         detectors.make("msp", top_m=3)
 
 
-@pytest.mark.parametrize("name, params", [("knn", {"k": 0}), ("react", {"percentile": 120}),
-                                          ("ash", {"percentile": -1}), ("gen", {"gamma": 0}),
-                                          ("energy", {"temperature": 0}), ("vim", {"dim": 0}),
-                                          ("gen", {"top_m": 0})])
-def test_out_of_range_parameters_are_refused(name, params):
-    with pytest.raises(UserError, match=name):
+@pytest.mark.parametrize("name, params, message", [
+    ("knn", {"k": 0}, "knn: --k must be >= 1, got 0"),
+    ("react", {"percentile": 120}, r"react: --percentile must be in \(0, 100\], got 120"),
+    ("react", {"percentile": math.nan}, "react: --percentile must be in"),
+    ("ash", {"percentile": -1}, r"ash: --percentile must be in \[0, 100\), got -1"),
+    ("gen", {"gamma": 0}, "gen: --gamma must be a finite number > 0, got 0"),
+    ("gen", {"gamma": math.inf}, "gen: --gamma must be a finite number > 0, got inf"),
+    ("energy", {"temperature": 0}, "energy: --temperature must be a finite number > 0"),
+    ("energy", {"temperature": math.inf}, "energy: --temperature must be a finite number > 0"),
+    ("vim", {"dim": 0}, "vim: --dim must be >= 1, got 0"),
+    ("gen", {"top_m": 0}, "gen: --top-m must be >= 1, got 0")])
+def test_out_of_range_parameters_are_refused(name, params, message):
+    with pytest.raises(UserError, match=message):
         detectors.make(name, **params)
+
+
+@pytest.mark.parametrize("name, params, width, train, message", [
+    ("knn", {"k": 60}, 8, 50, "knn: --k must be at most 50"),
+    ("vim", {"dim": 8}, 8, 50, r"vim: --dim must be in 1..7 \(the feature width is 8\)"),
+    ("ash", {"percentile": 99}, 8, None, "ash: --percentile 99 keeps 0 of 8 values")])
+def test_parameters_that_do_not_fit_the_features_are_refused_before_any_pass(
+        name, params, width, train, message):
+    with pytest.raises(UserError, match=message):
+        detectors.make(name, **params).check(width, train)

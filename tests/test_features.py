@@ -176,10 +176,29 @@ def test_a_corrupt_feature_entry_is_recomputed_and_said_so(damage, counted_net, 
     assert reused                                          # the entry was replaced
 
 
-def test_a_failed_feature_pass_leaves_no_entry():
-    def broken_model():
-        raise KeyboardInterrupt   # e.g. the user stops the pass
+def test_a_write_stopped_half_way_leaves_no_entry(counted_net, monkeypatch):
+    get_model, loads = counted_net
+    real_savez = np.savez
 
+    def stopped(path, **arrays):
+        real_savez(path, **dict(list(arrays.items())[:2]))    # part of the file written,
+        raise KeyboardInterrupt                                 # then the user stops it
+    monkeypatch.setattr(np, "savez", stopped)
     with pytest.raises(KeyboardInterrupt):
-        features.features_of(broken_model, Spec("resnet20"), "fk", images(4), range(4), "cpu")
-    assert not cache.cache_dir().exists() or not list(cache.cache_dir().iterdir())
+        features.features_of(get_model, Spec("resnet20"), "fk", images(4), range(4), "cpu")
+    monkeypatch.setattr(np, "savez", real_savez)
+    assert not list(cache.cache_dir().iterdir())
+    _, reused = features.features_of(get_model, Spec("resnet20"), "fk", images(4), range(4),
+                                     "cpu")
+    assert not reused and len(loads) == 2
+
+
+def test_a_refresh_recomputes_but_keeps_a_larger_entry(counted_net):
+    get_model, loads = counted_net
+    data, spec = images(8), Spec("resnet20")
+    features.features_of(get_model, spec, "fk", data, range(8), "cpu")
+    _, reused = features.features_of(get_model, spec, "fk", data, range(2, 5), "cpu",
+                                     refresh=True)
+    assert not reused and len(loads) == 2
+    _, reused = features.features_of(get_model, spec, "fk", data, range(0, 8), "cpu")
+    assert reused and len(loads) == 2

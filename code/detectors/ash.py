@@ -35,7 +35,11 @@ class ASH(Detector):
     defaults = {"percentile": 95.0}
     valid = {"percentile": (lambda p: 0 <= p < 100, "in [0, 100)")}
 
+    def check(self, width, train_size):
+        ash_s(np.ones((1, width)), self.params["percentile"])   # keeps at least one value
+
     def fit(self, train, head):
+        self.check(head.weight.shape[1], None)
         self.head = head
         return super().fit(train, head)
 

@@ -43,6 +43,10 @@ class Detector:
         self.fitted = True
         return self
 
+    def check(self, width, train_size):
+        """Refuse, before any feature pass, hyper-parameters that cannot fit features of
+        ``width`` values and ``train_size`` training images (None: no training set)."""
+
     def score(self, features):
         """One float per image of ``features``; higher = more in-distribution."""
         if not self.fitted:

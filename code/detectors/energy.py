@@ -4,6 +4,8 @@ score(x) = -E(x; f) = T * logsumexp_c(f_c(x) / T), at T = 1 as the paper uses it
 post-hoc detection (its Table 1). Higher = more in-distribution, as the paper's
 negative energy.
 """
+import math
+
 from scipy.special import logsumexp
 
 from detectors.base import Detector
@@ -18,7 +20,7 @@ class Energy(Detector):
     name, label = "energy", "Energy"
     paper = "Liu et al., NeurIPS 2020"
     defaults = {"temperature": 1.0}
-    valid = {"temperature": (lambda t: t > 0, "> 0")}
+    valid = {"temperature": (lambda t: math.isfinite(t) and t > 0, "a finite number > 0")}
 
     def compute(self, features):
         return energy(features.logits, self.params["temperature"])

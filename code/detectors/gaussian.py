@@ -1,6 +1,7 @@
 """Gaussian statistics of features shared by the Mahalanobis detectors: class means, one
 tied covariance, and squared Mahalanobis distances to every class mean (float64)."""
 import numpy as np
+from scipy.linalg import pinvh
 
 
 def class_means(features, labels, classes):
@@ -10,9 +11,10 @@ def class_means(features, labels, classes):
 
 def precision_of(centred):
     """Inverse of the maximum-likelihood covariance (divided by N) of already centred
-    rows; a pseudo-inverse, as sklearn's EmpiricalCovariance the authors use."""
+    rows: scipy's pseudo-inverse of a symmetric matrix, as in sklearn's EmpiricalCovariance,
+    which the authors use (the same cut-off for near-zero eigenvalues)."""
     covariance = centred.T @ centred / len(centred)
-    return np.linalg.pinv(covariance, hermitian=True)
+    return pinvh(covariance)
 
 
 def tied_precision(features, labels, means):

@@ -5,6 +5,8 @@ score(x) = -G_gamma(softmax(f(x))), so a confident (low-entropy) prediction scor
 gamma = 0.1 as in the paper; M (--top-m) = 10 for CIFAR-10 (every class; the authors' code
 defaults to M = 100, which on 10 classes is the same sum).
 """
+import math
+
 import numpy as np
 from scipy.special import softmax
 
@@ -15,7 +17,8 @@ class GEN(Detector):
     name, label = "gen", "GEN"
     paper = "Liu et al., CVPR 2023"
     defaults = {"gamma": 0.1, "top_m": 10}
-    valid = {"gamma": (lambda g: g > 0, "> 0"), "top_m": (lambda m: m >= 1, ">= 1")}
+    valid = {"gamma": (lambda g: math.isfinite(g) and g > 0, "a finite number > 0"),
+             "top_m": (lambda m: m >= 1, ">= 1")}
 
     def compute(self, features):
         gamma, top = self.params["gamma"], int(self.params["top_m"])

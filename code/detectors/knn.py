@@ -39,11 +39,13 @@ class KNN(Detector):
     valid = {"k": (lambda k: k >= 1, ">= 1")}
     needs_training = True
 
+    def check(self, width, train_size):
+        if self.params["k"] > train_size:
+            raise UserError(f"knn: --k must be at most {train_size} (the training images), "
+                            f"got {self.params['k']}")
+
     def fit(self, train, head):
-        k = int(self.params["k"])
-        if not 1 <= k <= len(train):
-            raise UserError(f"knn: --k must be in 1..{len(train)} (the training images), "
-                            f"got {k}")
+        self.check(None, len(train))
         self.bank = normalised(train.penultimate.astype(np.float32))
         return super().fit(train, head)
 

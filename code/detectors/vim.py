@@ -31,13 +31,17 @@ class ViM(Detector):
     valid = {"dim": (lambda d: d >= 1, ">= 1")}
     needs_training = True
 
-    def fit(self, train, head):
-        x = train.penultimate.astype(float)
-        width = x.shape[1]
+    def check(self, width, train_size):
         dim = self.params["dim"] or principal_dimension(width)
         if not 0 < dim < width:
             raise UserError(f"vim: --dim must be in 1..{width - 1} (the feature width is "
                             f"{width}), got {dim}")
+
+    def fit(self, train, head):
+        x = train.penultimate.astype(float)
+        width = x.shape[1]
+        self.check(width, len(x))
+        dim = self.params["dim"] or principal_dimension(width)
         self.origin = -np.linalg.pinv(head.weight.astype(float)) @ head.bias.astype(float)
         centred = x - self.origin
         eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(centred))
