@@ -51,6 +51,7 @@ def test_msp_energy_maxlogit_gen_by_hand():
 
 def test_gen_sums_the_m_largest_probabilities():
     x = from_logits([[0.0, math.log(2), math.log(5)]])      # softmax (1/8, 2/8, 5/8)
+
     def term(p):
         return (p * (1 - p)) ** 0.1
     assert fitted("gen", top_m=2).score(x)[0] == pytest.approx(-(term(5 / 8) + term(2 / 8)))
