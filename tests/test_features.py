@@ -1,6 +1,8 @@
 """The shared feature pass: hooks give what a manual forward gives, batches change nothing,
 the MSP detector is the ODIN run's baseline column, and the feature cache is never stale,
 corrupt or half-written."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -120,9 +122,14 @@ def key_parts(**changed):
     return features.feature_key(**parts)
 
 
+FEWER_LAYERS = dataclasses.replace(get_spec("densenet10"),
+                                   feature_layers=get_spec("densenet10").feature_layers[:3])
+
+
 @pytest.mark.parametrize("part, other", [("weights", "w2"), ("images", "i2"),
                                          ("device", "cuda"), ("spec", get_spec("resnet20")),
-                                         ("spec", get_spec("dice_densenet10"))])
+                                         ("spec", get_spec("dice_densenet10")),
+                                         ("spec", FEWER_LAYERS)])
 def test_every_part_changes_the_feature_key(part, other):
     assert key_parts(**{part: other}) != key_parts()
 
