@@ -91,6 +91,15 @@ def method_params(args):
             if getattr(args, name, None) is not None}
 
 
+def add_batch_run_flags(parser):
+    """The flags of a command that makes many runs of one model (table.py, compare.py)."""
+    parser.add_argument("--force", action="store_true", help="score finished runs again")
+    add_tuning_flags(parser)
+    add_device_flags(parser)
+    add_seed_flag(parser)
+    add_evaluation_flags(parser)
+
+
 def scoring_options(args):
     """ScoringOptions from the device flags (and --compile / --no-cache where defined)."""
     return ScoringOptions(device=pick_device(args.gpu, args.device), batch_size=args.batch_size,

@@ -186,11 +186,7 @@ def build_parser():
     parser.add_argument("--methods", metavar="A,B",
                         help=f"detectors beside the baseline and ODIN (default all: "
                              f"{','.join(COMPARED)})")
-    parser.add_argument("--force", action="store_true", help="score finished runs again")
-    cli.add_tuning_flags(parser)
-    cli.add_device_flags(parser)
-    cli.add_seed_flag(parser)
-    cli.add_evaluation_flags(parser)
+    cli.add_batch_run_flags(parser)
     return parser
 
 

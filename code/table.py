@@ -293,11 +293,7 @@ def build_parser():
                              "models, transfer for the others)")
     parser.add_argument("--compare-modes", action="store_true",
                         help="also evaluate the three tuning modes side by side")
-    parser.add_argument("--force", action="store_true", help="score finished runs again")
-    cli.add_tuning_flags(parser)
-    cli.add_device_flags(parser)
-    cli.add_seed_flag(parser)
-    cli.add_evaluation_flags(parser)
+    cli.add_batch_run_flags(parser)
     return parser
 
 

@@ -24,6 +24,9 @@ class Mahalanobis(Detector):
         self.precision = gaussian.tied_precision(x, train.labels, self.means)
         return super().fit(train, head)
 
+    def class_distances(self, features):
+        """[N, classes] squared Mahalanobis distances to each class mean."""
+        return gaussian.squared_distances(features.penultimate, self.means, self.precision)
+
     def compute(self, features):
-        distances = gaussian.squared_distances(features.penultimate, self.means, self.precision)
-        return -np.min(distances, axis=1)
+        return -np.min(self.class_distances(features), axis=1)

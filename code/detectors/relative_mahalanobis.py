@@ -10,24 +10,20 @@ paper and OpenOOD's implementation.
 import numpy as np
 
 from detectors import gaussian
-from detectors.base import Detector
+from detectors.mahalanobis import Mahalanobis
 
 
-class RelativeMahalanobis(Detector):
+class RelativeMahalanobis(Mahalanobis):
     name, label = "rmd", "RelativeMahalanobis"
     paper = "Ren et al., 2021"
-    needs_training = True
 
     def fit(self, train, head):
         x = train.penultimate.astype(float)
-        self.means = gaussian.class_means(x, train.labels, len(head.bias))
-        self.precision = gaussian.tied_precision(x, train.labels, self.means)
         self.background_mean = x.mean(axis=0, keepdims=True)
         self.background_precision = gaussian.precision_of(x - self.background_mean)
         return super().fit(train, head)
 
     def compute(self, features):
-        per_class = gaussian.squared_distances(features.penultimate, self.means, self.precision)
         background = gaussian.squared_distances(features.penultimate, self.background_mean,
                                                 self.background_precision)
-        return -np.min(per_class - background, axis=1)
+        return -np.min(self.class_distances(features) - background, axis=1)
