@@ -114,7 +114,8 @@ def comparison(args):
     for method in methods:
         detector = detectors.make(method)
         rows.append(detector.label)
-        notes[detector.label] = (", ".join(f"{k}={v}" for k, v in detector.params.items())
+        notes[detector.label] = (", ".join(f"{k}={'the paper rule' if v is None else v}"
+                                           for k, v in detector.params.items())
                                  or "no parameter") + f"; {detector.paper}"
     return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
 
