@@ -132,14 +132,14 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
         lines += ["", f"**{metric}** ({better} is better; best of each column in bold)", "",
                   "| detector | " + " | ".join(OOD_SETS[s].label for s in ran) + " | mean |",
                   "|---|" + "---|" * (len(ran) + 1)]
+        shown = {(s, r): f"{100 * m[metric]:.1f}" for (s, r), m in metrics.items()}
         best = {s: (min if better == "lower" else max)(
-            metrics[s, r][metric] for r in rows if (s, r) in metrics) for s in ran}
+            float(shown[s, r]) for r in rows if (s, r) in shown) for s in ran}
         for row in rows:
             cells = []
             for s in ran:
-                value = metrics.get((s, row), {}).get(metric)
-                text = "" if value is None else f"{100 * value:.1f}"
-                cells.append(f"**{text}**" if value is not None and value == best[s] else text)
+                text = shown.get((s, row), "")
+                cells.append(f"**{text}**" if text and float(text) == best[s] else text)
             done = [metrics[s, row][metric] for s in ran if (s, row) in metrics]
             mean = f"{100 * sum(done) / len(done):.1f}" if len(done) == len(ran) and ran else ""
             lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean} |")
