@@ -74,8 +74,8 @@ def _release_model(name, key, sha256=""):
     return Item(name, sources)
 
 
-def _idx(family, mirror_path, base_url, part, dim, md5, gunzipped=False):
-    filename = f"t10k-{part}-idx{dim}-ubyte.gz"
+def _idx(family, mirror_path, base_url, part, dim, md5, gunzipped=False, split="t10k"):
+    filename = f"{split}-{part}-idx{dim}-ubyte.gz"
     dest = f"{family}/{filename}"
     sources = [url(base_url + filename, "md5", md5, dest)]
     if mirror_path:
@@ -85,7 +85,8 @@ def _idx(family, mirror_path, base_url, part, dim, md5, gunzipped=False):
                                  "md5", md5, dest))
         sources = [Source(s.where, s.location, s.algo, s.digest, s.path, gunzipped=True)
                    for s in sources]
-    return Item(f"{family}-{part}", tuple(sources))
+    suffix = "-train" if split == "train" else ""
+    return Item(f"{family}-{part}{suffix}", tuple(sources))
 
 
 def _model_file(name, mirror_path, sha256, address=None):
@@ -140,6 +141,11 @@ ITEMS = [
          "labels", 1, "ec29112dd5afa0611ce80d1b7f02629c"),
     _idx("fashion-mnist", None, FASHION, "images", 3, "8181f5470baa50b63fa0f6fddb340f0a", True),
     _idx("fashion-mnist", None, FASHION, "labels", 1, "15d484375f8d13e6eb1aabb0c3f46965", True),
+    # Its training set (the LeNets of the FSSD benchmark train on it); md5 of the idx content.
+    _idx("fashion-mnist", None, FASHION, "images", 3, "f4a8712d7a061bf5bd6d2ca38dc4d50a", True,
+         "train"),
+    _idx("fashion-mnist", None, FASHION, "labels", 1, "9018921c3c673c538a1fc5bad174d6f9", True,
+         "train"),
     # The ODIN release models (tar.gz of a pickle; models.py checks the pickle's sha256 again).
     # Only densenet10's checksum is known; the others were never published with one.
     _release_model("densenet10", "wr4kjintq1tmorr",
@@ -171,7 +177,10 @@ ITEMS_BY_NAME = {item.name: item for item in ITEMS}
 
 # Sets built at setup from an installed item (rebuild.py): name -> the item they come from.
 REBUILT = {"TIN_crop": "tinyimagenet-test", "TIN_resize": "tinyimagenet-test",
-           "TIN_val": "tinyimagenet-val"}
+           "TIN_val": "tinyimagenet-val",
+           # 28x28 grey sets of the Fashion-MNIST benchmark (greysets.py)
+           "CIFAR10_grey": "cifar10", "TIN_grey": "tinyimagenet-test",
+           "TIN_val_grey": "tinyimagenet-val"}
 
 
 def get_item(name):

@@ -18,6 +18,12 @@ recipe, deterministically, and are named differently (``TIN_crop``,
 ``TIN_val`` is the same resize recipe applied to the 10,000 Tiny-ImageNet
 *validation* images (``val_0 .. val_9999``): an OOD set for choosing T and eps
 that no test set shares an image with (tune.py's transfer mode).
+
+The grey sets of the Fashion-MNIST benchmark (``CIFAR10_grey``, ``TIN_grey``,
+``TIN_val_grey``) are the CIFAR-10 test images and the Tiny-ImageNet test and validation
+images made grey 28x28 the way the Outlier Exposure code makes its 28x28 outliers: PIL
+``convert("L")`` (ITU-R 601 luma), then a bilinear resize; saved as one ``images.npz``
+(uint8 [N, 28, 28]) in index order.
 """
 import shutil
 import tempfile
@@ -32,6 +38,8 @@ from paths import shown
 
 SEED = 0
 SIZE = 32
+GREY_SIZE = 28
+GREY = ("CIFAR10_grey", "TIN_grey", "TIN_val_grey")
 RECIPES = tuple(REBUILT)
 
 
@@ -53,28 +61,56 @@ def transform(image, recipe, corner):
     return image.resize((SIZE, SIZE), Image.BOX)
 
 
-def build(recipe):
-    """Write ``data/<recipe>`` atomically; a no-op when it is already complete.
-    Unavailable when its Tiny-ImageNet split is not installed."""
-    dest = rebuilt_path(recipe)
-    if (dest / STAMP).is_file():
-        return dest
-    sources = tin_images(REBUILT[recipe])
-    corners = crop_corners(len(sources))
+def to_grey28(image):
+    return np.asarray(image.convert("L").resize((GREY_SIZE, GREY_SIZE), Image.BILINEAR))
+
+
+def grey_images(recipe):
+    """The uint8 [N, 28, 28] images of a grey recipe."""
+    if recipe == "CIFAR10_grey":
+        with np.load(require("cifar10")) as npz:
+            images = (Image.fromarray(a) for a in npz["images"])
+            return np.stack([to_grey28(image) for image in images])
+    out = []
+    for path in tqdm(tin_images(REBUILT[recipe]), desc=recipe, unit="img", leave=False):
+        with Image.open(path) as image:
+            out.append(to_grey28(image))
+    return np.stack(out)
+
+
+def _build_folder(recipe, dest, write, what):
+    """Build ``dest`` atomically: ``write(staging folder)``, stamp, then move into place."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{recipe}-"))
     try:
-        out = staging / "test"
-        out.mkdir()
-        for i, (path, corner) in enumerate(tqdm(list(zip(sources, corners)), desc=recipe,
-                                                unit="img", leave=False)):
-            with Image.open(path) as image:
-                transform(image.convert("RGB"), recipe, corner).save(out / f"{i:05d}.png")
-        (staging / STAMP).write_text(f"{recipe}: rebuilt from Tiny-ImageNet, seed {SEED}\n")
+        write(staging)
+        (staging / STAMP).write_text(f"{recipe}: rebuilt from {REBUILT[recipe]}, seed {SEED}\n")
         if dest.exists():
             shutil.rmtree(dest)
         staging.replace(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    print(f"  {recipe}: built {shown(dest)} ({len(sources)} images)")
+    print(f"  {recipe}: built {shown(dest)} ({what})")
     return dest
+
+
+def _write_tin(recipe, staging):
+    sources = tin_images(REBUILT[recipe])
+    out = staging / "test"
+    out.mkdir()
+    for i, (path, corner) in enumerate(tqdm(list(zip(sources, crop_corners(len(sources)))),
+                                            desc=recipe, unit="img", leave=False)):
+        with Image.open(path) as image:
+            transform(image.convert("RGB"), recipe, corner).save(out / f"{i:05d}.png")
+
+
+def build(recipe):
+    """Write ``data/<recipe>`` atomically; a no-op when it is already complete.
+    Unavailable when its source (Tiny-ImageNet split, CIFAR-10) is not installed."""
+    dest = rebuilt_path(recipe)
+    if (dest / STAMP).is_file():
+        return dest
+    if recipe in GREY:
+        return _build_folder(recipe, dest, lambda out: np.savez_compressed(
+            out / "images.npz", images=grey_images(recipe)), "10000 grey 28x28 images")
+    return _build_folder(recipe, dest, lambda out: _write_tin(recipe, out), "10000 images")

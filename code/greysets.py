@@ -1,0 +1,79 @@
+"""The 28x28 grey image sets of the FSSD benchmark (layer 2): Fashion-MNIST (in-distribution,
+training and test), and the OOD sets a Fashion-MNIST model can meet here.
+
+Every set is a uint8 tensor [N, 1, 28, 28] (noise: float32 in [0, 1]) with labels, read
+from installed files only. The colour sets were made grey 28x28 at setup (rebuild.py).
+"""
+import gzip
+
+import numpy as np
+import torch
+
+from assets import require, require_rebuilt
+from datasets import read_idx_images
+from paths import UserError
+
+SIZE = 28
+NOISE_COUNT = 10000
+# name -> what it is; the OOD test sets of the benchmark (MNIST first: FSSD's own).
+OOD_SETS = {
+    "MNIST": "MNIST test set (FSSD's OOD set)",
+    "Uniform": "uniform noise U[0, 1), 10,000 images, seeded",
+    "Gaussian": "Gaussian noise clip(N(0.5, 1), 0, 1), 10,000 images, seeded",
+    "CIFAR10_grey": "CIFAR-10 test set, grey, resized to 28x28",
+    "TIN_grey": "Tiny-ImageNet test split, grey, resized to 28x28",
+}
+OUTLIER_SET = "TIN_val_grey"   # Outlier Exposure's training outliers (train.py --oe)
+
+
+def read_idx_labels(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic, count = np.frombuffer(data[:8], dtype=">u4")
+    if magic != 2049 or len(data) != 8 + count:
+        raise UserError(f"{path}: not an idx1 label file of the expected length")
+    return np.frombuffer(data, dtype=np.uint8, offset=8).astype(np.int64)
+
+
+def _idx_set(family, train=False):
+    suffix = "-train" if train else ""
+    images = read_idx_images(require(f"{family}-images{suffix}"))
+    labels = read_idx_labels(require(f"{family}-labels{suffix}"))
+    if len(images) != len(labels):
+        raise UserError(f"{family}: {len(images)} images but {len(labels)} labels")
+    return torch.from_numpy(images.copy())[:, None], labels
+
+
+def fashion_mnist(train=False):
+    """(images, labels) of the Fashion-MNIST test set (``train``: training set)."""
+    return _idx_set("fashion-mnist", train)
+
+
+def noise(kind, seed, count=NOISE_COUNT):
+    """Seeded noise images; image i comes from ``default_rng([seed, i])`` as in datasets.py."""
+    images = np.empty((count, 1, SIZE, SIZE), np.float32)
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        if kind == "Gaussian":
+            images[i] = np.clip(rng.standard_normal((1, SIZE, SIZE), dtype=np.float32) + 0.5, 0, 1)
+        else:
+            images[i] = rng.random((1, SIZE, SIZE), dtype=np.float32)
+    return torch.from_numpy(images), np.full(count, -1)
+
+
+def rebuilt_grey(name):
+    with np.load(require_rebuilt(name) / "images.npz") as npz:
+        images = npz["images"]
+    return torch.from_numpy(images)[:, None], np.full(len(images), -1)
+
+
+def ood_set(name, seed=0):
+    """(images, labels) of the named OOD set (or the outlier set); labels are -1 unless MNIST."""
+    if name == "MNIST":
+        return _idx_set("mnist")
+    if name in ("Uniform", "Gaussian"):
+        return noise(name, seed)
+    if name in ("CIFAR10_grey", "TIN_grey", OUTLIER_SET):
+        return rebuilt_grey(name)
+    raise UserError(f"unknown OOD set {name!r} for the Fashion-MNIST benchmark; choose from "
+                    f"{', '.join(OOD_SETS)}")
