@@ -45,18 +45,29 @@ class Scores:
                       self.labels[part])
 
 
-def odin_batch(model, inputs, temperature, epsilon, std):
-    """Baseline scores, ODIN scores and predictions for a batch of normalised inputs."""
+def gradient_sign(model, inputs, temperature):
+    """(baseline scores, predictions, sign of the gradient of the ODIN loss) for a batch of
+    normalised inputs; sign(0) = +1. The sign does not depend on eps: a grid over eps
+    needs it once."""
     inputs = inputs.detach().requires_grad_(True)
     logits = model(inputs)
     baseline, predictions = F.softmax(logits.detach(), dim=1).max(dim=1)
     loss = F.cross_entropy(logits / temperature, predictions, reduction="sum")
     (gradient,) = torch.autograd.grad(loss, inputs)
-    sign = torch.where(gradient >= 0, 1.0, -1.0)
+    return baseline, predictions, torch.where(gradient >= 0, 1.0, -1.0)
+
+
+def perturbed_msp(model, inputs, sign, epsilon, std, temperature):
+    """ODIN scores: max softmax at T of x - eps * sign / std."""
     perturbed = inputs.detach() - epsilon * (sign / std)
     with torch.no_grad():
-        odin = F.softmax(model(perturbed) / temperature, dim=1).max(dim=1).values
-    return baseline, odin, predictions
+        return F.softmax(model(perturbed) / temperature, dim=1).max(dim=1).values
+
+
+def odin_batch(model, inputs, temperature, epsilon, std):
+    """Baseline scores, ODIN scores and predictions for a batch of normalised inputs."""
+    baseline, predictions, sign = gradient_sign(model, inputs, temperature)
+    return baseline, perturbed_msp(model, inputs, sign, epsilon, std, temperature), predictions
 
 
 def normaliser(mean, std, device):

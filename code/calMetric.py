@@ -4,7 +4,8 @@ Reads the ``confidence_<Method>_{In,Out}.txt`` files (scorefiles.py) of a run fo
 of a bare folder holding them, and prints a column per method: Baseline vs "Our Method"
 (ODIN) for an ODIN run, as the release, or the detector's name (Energy, KNN, ...):
 FPR at 95% TPR, detection error, AUROC, AUPR-In and AUPR-Out, ``exact`` (default) or
-the release's ``paper`` sweep, as defined in metrics.py.
+the release's ``paper`` sweep, or the FSSD repository's AUROC, AUPRC and FPR at 80% TPR
+(``fssd``), as defined in metrics.py.
 
     python calMetric.py RUN_DIR [--metrics paper]
 """
@@ -12,14 +13,14 @@ import argparse
 import sys
 
 import scorefiles
-from metrics import METRICS, MODES, compute
+from metrics import ALL_MODES, MODES, compute
 from paths import UserError, report_errors
 
 
-def add_metrics_flag(parser):
+def add_metrics_flag(parser, modes=MODES):
     """--metrics, shared by every command that prints metrics (cli.py uses it too)."""
-    parser.add_argument("--metrics", choices=MODES, default="exact",
-                        help="; ".join(f"{k}: {v}" for k, v in MODES.items()) + " (default exact)")
+    parser.add_argument("--metrics", choices=modes, default="exact",
+                        help="; ".join(f"{k}: {v}" for k, v in modes.items()) + " (default exact)")
 
 
 def run_metrics(folder, mode="exact", num_classes=None):
@@ -52,7 +53,7 @@ def metric_block(result, architecture="unknown", in_dataset="unknown", out_datas
              "",
              " " * 20 + "".join(f"{column_title(name):>{w + 1}}"
                                 for name, w in zip(result, widths))]
-    for metric in METRICS:
+    for metric in next(iter(result.values())):
         lines.append(f"{metric + ':':20}" + "".join(
             f"{100 * values[metric]:{w}.1f}%" for values, w in zip(result.values(), widths)))
     return "\n".join(lines)
@@ -63,7 +64,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a run folder (holding softmax_scores/) or a folder "
                         "of confidence_<Method>_{In,Out}.txt files")
-    add_metrics_flag(parser)
+    add_metrics_flag(parser, ALL_MODES)
     parser.add_argument("--num-classes", type=int,
                         help="classes of the in-distribution set (picks the release's sweep "
                         "range in paper mode; read from run.json when there)")

@@ -15,8 +15,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from digests import file_digest
+from paths import ROOT, UserError, shown
+
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530   # the authors' Normalize((0.2860,), (0.3530,))
 LAYER_NAMES = ("conv1", "conv2", "fc1", "logits")
+# The committed LeNets (models/lenet/README.md): in the repository, whatever ODIN_MODELS_DIR says.
+LENET_DIR = ROOT / "models" / "lenet"
 
 
 class LeNet(nn.Module):
@@ -41,8 +46,16 @@ class LeNet(nn.Module):
             maps.append(self.fc2(self.dropout2(maps[2])))
         return maps
 
+    def trunk(self, x):
+        """Everything before the first dropout: the pooled ReLU(conv2) maps."""
+        return F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+
+    def head(self, pooled):
+        """Logits from the trunk's output: the part of the network that has dropout."""
+        return self.fc2(self.dropout2(F.relu(self.fc1(torch.flatten(self.dropout1(pooled), 1)))))
+
     def forward(self, x):
-        return self.layer_maps(x)[-1]
+        return self.head(self.trunk(x))
 
 
 def normalise(images):
@@ -50,3 +63,43 @@ def normalise(images):
     if images.dtype == torch.uint8:
         images = images.float() / 255
     return (images - FMNIST_MEAN) / FMNIST_STD
+
+
+def load_state(path):
+    """A LeNet with the weights of ``path`` (a plain state_dict or the authors' {'net': ...})."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for bad files
+        raise UserError(f"{shown(path)}: not a readable PyTorch checkpoint "
+                        f"({type(e).__name__})") from None
+    if isinstance(state, dict) and "net" in state:
+        state = state["net"]
+    model = LeNet()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise UserError(f"{shown(path)}: not a LeNet state_dict ({str(e).splitlines()[0]})") \
+            from None
+    return model
+
+
+def committed_path(seed, oe=False):
+    return LENET_DIR / f"fmnist_lenet_{'oe_' if oe else ''}seed{seed}.pt"
+
+
+def known_digests():
+    sums = LENET_DIR / "SHA256SUMS"
+    return dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
+
+
+def load_committed(seed, oe=False, device="cpu"):
+    """A committed LeNet, its sha256 checked against models/lenet/SHA256SUMS; eval mode."""
+    path = committed_path(seed, oe)
+    if not path.is_file():
+        raise UserError(f"{shown(path)} not found: the committed LeNets are seeds 1-15 (OE: "
+                        "1-3); train one with code/train.py (models/lenet/README.md)")
+    digest, expected = file_digest(path, "sha256"), known_digests().get(path.name)
+    if digest != expected:
+        raise UserError(f"{shown(path)}: sha256 {digest} is not the committed {expected}; "
+                        "restore it with git checkout")
+    return load_state(path).to(device).eval().requires_grad_(False)

@@ -9,6 +9,8 @@ In-distribution is the positive class; a higher score means "more in-distributio
   AUROC           roc_auc_score (ties count one half);
   AUPR In / Out   average precision, in-distribution positive / OOD positive with
                   the score negated.
+``fssd``: the FSSD repository's three (fssd_metrics): AUROC, AUPRC (AUPR In) and FPR at
+  80% TPR.
 ``paper``: the release's sweep over 100,000 evenly spaced thresholds on its
   hard-wired ranges, made safe: the range grows to cover every score (any T),
   precision uses counts rather than rates (the release's rates are right only
@@ -23,7 +25,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from paths import UserError
 
 METRICS = ("FPR at TPR 95%", "Detection error", "AUROC", "AUPR In", "AUPR Out")
+FSSD_METRICS = ("AUROC", "AUPRC", "FPR at TPR 80%")   # the FSSD README's three
 MODES = {"exact": "exact threshold-free metrics", "paper": "the release's 100,000-threshold sweep"}
+# calMetric.py also prints FSSD's three (the tables and tuning rank by the five above)
+ALL_MODES = {**MODES, "fssd": "the FSSD repository's AUROC, AUPRC and FPR at 80%% TPR"}
 TPR_LEVEL = 0.95          # "FPR at TPR 95%"
 PAPER_TPR_WINDOW = (0.9495, 0.9505)   # the release averages FPR over TPR in this window
 # The release's threshold ranges, by (number of classes, temperature).
@@ -40,11 +45,34 @@ def _labels_and_scores(in_scores, out_scores):
     return labels, np.r_[in_scores, out_scores]
 
 
+def _fpr_at(fpr, tpr, level):
+    """FPR at the highest threshold whose TPR reaches ``level`` (an exact ROC's arrays)."""
+    return float(fpr[np.searchsorted(tpr, level, side="left")])
+
+
+def fpr_at_tpr(in_scores, out_scores, level):
+    """The fraction of OOD scores at or above the highest threshold that accepts ``level``
+    of the in-distribution scores."""
+    labels, scores = _labels_and_scores(in_scores, out_scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    return _fpr_at(fpr, tpr, level)
+
+
+def fssd_metrics(in_scores, out_scores):
+    """FSSD's three metrics (lib/metric in their code; in-distribution positive): AUROC,
+    AUPRC (= AUPR In, average precision; theirs is a trapezoid over the same points) and
+    FPR at 80% TPR."""
+    labels, scores = _labels_and_scores(in_scores, out_scores)
+    return {"AUROC": float(roc_auc_score(labels, scores)),
+            "AUPRC": float(average_precision_score(labels, scores)),
+            "FPR at TPR 80%": fpr_at_tpr(in_scores, out_scores, 0.8)}
+
+
 def exact_metrics(in_scores, out_scores):
     labels, scores = _labels_and_scores(in_scores, out_scores)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return {
-        "FPR at TPR 95%": float(fpr[np.searchsorted(tpr, TPR_LEVEL, side="left")]),
+        "FPR at TPR 95%": _fpr_at(fpr, tpr, TPR_LEVEL),
         "Detection error": float(np.min(0.5 * (1 - tpr) + 0.5 * fpr)),
         "AUROC": float(roc_auc_score(labels, scores)),
         "AUPR In": float(average_precision_score(labels, scores)),
@@ -102,5 +130,7 @@ def paper_metrics(in_scores, out_scores, start, end, steps=SWEEP_STEPS):
 def compute(in_scores, out_scores, mode="exact", num_classes=None, temperature=None):
     if mode == "exact":
         return exact_metrics(in_scores, out_scores)
+    if mode == "fssd":
+        return fssd_metrics(in_scores, out_scores)
     start, end = sweep_range(np.r_[in_scores, out_scores], num_classes, temperature)
     return paper_metrics(in_scores, out_scores, start, end)

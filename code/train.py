@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import greysets
 from devices import pick_device
-from lenet import LeNet, normalise
+from lenet import LeNet, load_state, normalise
 from paths import UserError, shown
 
 RECIPES = {   # the defaults of each mode
@@ -72,21 +72,6 @@ def recipe_of(args):
     if args.oe:
         recipe.update(init=str(args.init), outliers=args.outliers)
     return recipe
-
-
-def load_lenet_weights(path):
-    """A LeNet state_dict from ``path`` (a plain one, or the authors' {'net': ...})."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for bad files
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__})") from None
-    state = state.get("net", state) if isinstance(state, dict) else state
-    model = LeNet()
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise UserError(f"{path}: not a LeNet state_dict ({str(e).splitlines()[0]})") from None
-    return model
 
 
 def outlier_images(name):
@@ -164,6 +149,14 @@ def outlier_batch(outliers, order, step, size, generator, device):
     return normalise(batch.to(device))
 
 
+def oe_loss(in_logits, labels, out_logits, oe_lambda):
+    """Outlier Exposure's loss: cross-entropy on the in-distribution images plus lambda times
+    the cross-entropy from the outliers' softmax to the uniform distribution, written as the
+    OE code does: mean over outliers of logsumexp(z) - mean(z)."""
+    to_uniform = (torch.logsumexp(out_logits, 1) - out_logits.mean(1)).mean()
+    return F.cross_entropy(in_logits, labels) + oe_lambda * to_uniform
+
+
 def train_epoch(model, data, recipe, epoch, optimiser, scheduler, device, outliers=None):
     images, labels = data
     generator = torch.Generator().manual_seed(recipe["seed"] * 1000 + epoch)
@@ -185,9 +178,7 @@ def train_epoch(model, data, recipe, epoch, optimiser, scheduler, device, outlie
             out = outlier_batch(outliers, out_order, step, recipe["oe_batch_size"], generator,
                                 device)
             logits = model(torch.cat([x, out]))
-            in_logits, out_logits = logits[:len(x)], logits[len(x):]
-            to_uniform = (torch.logsumexp(out_logits, 1) - out_logits.mean(1)).mean()
-            loss = F.cross_entropy(in_logits, y) + recipe["oe_lambda"] * to_uniform
+            loss = oe_loss(logits[:len(x)], y, logits[len(x):], recipe["oe_lambda"])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -211,7 +202,7 @@ def main(argv=None):
     outliers = None
     if args.oe:
         outliers = outlier_images(args.outliers)
-        model = load_lenet_weights(args.init)
+        model = load_state(args.init)
     else:
         torch.manual_seed(args.seed)
         model = LeNet()

@@ -68,8 +68,10 @@ def installed():
     from assets import ITEMS_BY_NAME, Unavailable
     from fetch import ensure
     try:
-        for name in ("cifar10", "iSUN", "densenet10", "mnist-images", "tinyimagenet-test",
-                     "tinyimagenet-val"):
+        for name in ("cifar10", "iSUN", "densenet10", "mnist-images", "mnist-labels",
+                     "tinyimagenet-test", "tinyimagenet-val", "fashion-mnist-images",
+                     "fashion-mnist-labels", "fashion-mnist-images-train",
+                     "fashion-mnist-labels-train"):
             ensure(ITEMS_BY_NAME[name], quiet=True)
         for name in rebuild.RECIPES:
             rebuild.build(name)

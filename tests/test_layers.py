@@ -12,11 +12,12 @@ from paths import ROOT
 LAYERS = {
     0: ("paths", "digests", "devices", "runtime", "scorefiles"),
     1: ("assets", "fetch", "rebuild"),
-    2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet"),
+    2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet", "lenet", "greysets"),
     3: ("calData", "cache", "metrics", "features", "detectors"),
-    4: ("runs", "tuning", "feature_runs"),
-    5: ("calMetric", "figures"),
-    6: ("cli", "main", "tune", "table", "compare", "get_data", "convert_checkpoint"),
+    4: ("runs", "tuning", "feature_runs", "fssd_bench"),
+    5: ("calMetric", "figures", "fssd_report"),
+    6: ("cli", "main", "tune", "table", "compare", "get_data", "convert_checkpoint", "train",
+        "fssd_table"),
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 CODE = ROOT / "code"

@@ -1,0 +1,56 @@
+"""Detectors that score each of a network's layers, with input processing, and combine the
+layers by logistic regression: Mahalanobis in full (Lee et al. 2018) and FSSD (Huang et al.
+2021). Both are written here for networks with ``layer_maps(x, upto)`` (the LeNet of the
+FSSD benchmark, lenet.py): the outputs of the first ``upto`` of its layers.
+
+Input processing moves an image one step of size ``magnitude`` along a per-layer
+direction; the direction comes from one backward pass and does not depend on the
+magnitude, so a magnitude grid costs one backward pass and one forward pass per value.
+Images are processed in batches of BATCH, as in the authors' code (FSSD's step is
+standardised over the whole batch, so its scores depend on the batch's images).
+"""
+import numpy as np
+import torch
+
+BATCH = 512
+
+
+class LayerwiseDetector:
+    name = label = paper = ""
+    magnitudes = ()           # the authors' grid, in their search order
+
+    def layer_score(self, layer, output):
+        """[N] score of one layer's output (differentiable)."""
+        raise NotImplementedError
+
+    def step(self, layer, inputs, output, std):
+        """The direction in which input processing moves ``inputs`` for ``layer``."""
+        raise NotImplementedError
+
+    def directions(self, model, inputs, std):
+        """Per layer, the input-processing direction of every image of ``inputs``."""
+        out = []
+        for layer in range(self.layers):
+            x = inputs.detach().requires_grad_(True)
+            output = model.layer_maps(x, layer + 1)[layer]
+            out.append(self.step(layer, x, output, std).detach())
+        return out
+
+    def scores(self, model, inputs, magnitude, directions):
+        """[N, layers] layer scores of ``inputs`` moved ``magnitude`` along ``directions``."""
+        columns = []
+        with torch.no_grad():
+            for layer in range(self.layers):
+                x = inputs if magnitude == 0 else inputs + magnitude * directions[layer]
+                columns.append(self.layer_score(layer, model.layer_maps(x, layer + 1)[layer]))
+        return torch.stack(columns, dim=1).double().cpu().numpy()
+
+    def grid_scores(self, model, inputs, std, magnitudes):
+        """{magnitude: [N, layers] scores} for every magnitude, batch by batch."""
+        parts = {m: [] for m in magnitudes}
+        for start in range(0, len(inputs), BATCH):
+            batch = inputs[start:start + BATCH]
+            directions = self.directions(model, batch, std) if any(magnitudes) else None
+            for m in magnitudes:
+                parts[m].append(self.scores(model, batch, m, directions))
+        return {m: np.concatenate(p) for m, p in parts.items()}

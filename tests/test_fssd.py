@@ -1,0 +1,193 @@
+"""The FSSD suite: the layer-wise detectors on networks whose layer outputs are chosen by hand,
+the layer ensemble, FSSD's metrics and split, Deep Ensemble, MC Dropout, the committed
+LeNets, and a small run of the benchmark's command on the real images."""
+import numpy as np
+import pytest
+import torch
+
+import fssd_bench
+import fssd_table
+import lenet
+from detectors import layer_ensemble
+from detectors.deep_ensemble import ensemble_score
+from detectors.fssd import FSSD, noise_inputs
+from detectors.mahalanobis_full import MahalanobisFull
+from detectors.mc_dropout import mc_dropout_score
+from metrics import fpr_at_tpr, fssd_metrics
+from paths import UserError
+
+
+class Identity(torch.nn.Module):
+    """One 'layer': the input itself, so every feature is chosen by hand."""
+    def layer_maps(self, x, upto=1):
+        return [x.flatten(1)]
+
+
+def fitted_mahalanobis():
+    # class 0 around (0, 0), class 1 around (10, 0); each class's points (+-1, 0), (0, +-1):
+    # the tied ML covariance is diag(0.5, 0.5), its precision diag(2, 2)
+    offsets = np.array([[1, 0], [-1, 0], [0, 1], [0, -1]], float)
+    x = np.concatenate([offsets, offsets + [10, 0]])
+    labels = np.repeat([0, 1], 4)
+    return MahalanobisFull().fit([x], labels, 2)
+
+
+def test_mahalanobis_layer_score_by_hand():
+    detector = fitted_mahalanobis()
+    assert torch.allclose(detector.precisions[0], 2 * torch.eye(2, dtype=torch.float64))
+    x = torch.tensor([[1.0, 1.0], [9.0, 0.0]])
+    # -1/2 * 2 * (1 + 1) = -2 (class 0); -1/2 * 2 * 1 = -1 (class 1 is closer)
+    scores = detector.scores(Identity(), x, 0.0, None)
+    assert np.allclose(scores[:, 0], [-2.0, -1.0])
+
+
+def test_mahalanobis_input_processing_by_hand():
+    detector = fitted_mahalanobis()
+    x = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    directions = detector.directions(Identity(), x, std=0.5)
+    # gradient of 1/2 d to the closest mean (0, 0) is P x = (2, 2): sign +1; a zero gradient
+    # counts +1 too; the step is -sign / std
+    assert torch.allclose(directions[0], torch.full((2, 2), -2.0))
+    scores = detector.scores(Identity(), x, 0.1, directions)
+    # x~ = x - 0.1 * 1 / 0.5 = (0.8, 0.8) -> -1/2 * 2 * 1.28; (0, 0) -> (-0.2, -0.2)
+    assert np.allclose(scores[:, 0], [-1.28, -0.08])
+
+
+def test_fssd_singularity_is_the_mean_noise_feature():
+    detector = FSSD().fit(Identity(), (2,), seed=7, layers=1)
+    pixels = np.random.RandomState(7).randint(0, 255, (100, 2))
+    assert np.allclose(detector.singularity[0].numpy(), ((pixels - 127.5) / 255).mean(axis=0))
+    assert noise_inputs((2,), 7).min() >= -0.5 and noise_inputs((2,), 7).max() < 0.5
+
+
+def test_fssd_score_and_input_processing_by_hand():
+    detector = FSSD()
+    detector.layers, detector.singularity = 1, [torch.zeros(2)]
+    x = torch.tensor([[3.0, 4.0], [0.0, -1.0]])
+    assert np.allclose(detector.scores(Identity(), x, 0.0, None)[:, 0], [5.0, 1.0])
+    # gradient of -mean ||x_i||: -(x_i / ||x_i||) / 2, standardised over the whole batch
+    # (unbiased std), divided by the normalisation std, added: a step towards the singularity
+    g = np.array([[-0.3, -0.4], [0.0, 0.5]])
+    step = (g - g.mean()) / g.std(ddof=1) / 0.5
+    directions = detector.directions(Identity(), x, std=0.5)
+    assert np.allclose(directions[0].numpy(), step, atol=1e-6)
+    moved = x.numpy() + 0.01 * step
+    assert np.allclose(detector.scores(Identity(), x, 0.01, directions)[:, 0],
+                       np.linalg.norm(moved, axis=1), atol=1e-6)
+
+
+def test_grid_scores_match_one_magnitude_at_a_time():
+    detector = fitted_mahalanobis()
+    x = torch.randn(700, 2) * 3
+    grid = detector.grid_scores(Identity(), x, 1.0, [0.0, 0.05])
+    direct = detector.scores(Identity(), x[512:], 0.05, detector.directions(Identity(), x[512:],
+                                                                            1.0))
+    assert np.allclose(grid[0.05][512:], direct)
+    assert np.allclose(grid[0.0], detector.scores(Identity(), x, 0.0, None))
+
+
+def test_layer_ensemble_separates_and_learns_the_sign():
+    rng = np.random.default_rng(0)
+    ins = np.c_[rng.normal(5, 1, 300), rng.normal(0, 1, 300)]
+    outs = np.c_[rng.normal(-5, 1, 300), rng.normal(0, 1, 300)]
+    for sign in (1, -1):   # in-distribution high on the first column, or low: both learnt
+        regression = layer_ensemble.fit(sign * ins, sign * outs)
+        p_in = layer_ensemble.score(regression, sign * ins)
+        p_out = layer_ensemble.score(regression, sign * outs)
+        assert fssd_metrics(p_in, p_out)["AUROC"] == 1.0
+        assert (p_in > 0.5).all() and (p_out < 0.5).all()
+
+
+def test_fssd_metrics_by_hand():
+    ins, outs = [0.9, 0.8, 0.7, 0.6, 0.5], [0.85, 0.55, 0.3, 0.2, 0.1]
+    result = fssd_metrics(ins, outs)
+    assert result["AUROC"] == pytest.approx(20 / 25)
+    # in-distribution ranks 1, 3, 4, 5, 7: precisions 1, 2/3, 3/4, 4/5, 5/7
+    assert result["AUPRC"] == pytest.approx((1 + 2 / 3 + 3 / 4 + 4 / 5 + 5 / 7) / 5)
+    # 80% TPR: threshold 0.6 accepts 4 of 5 in and one OOD score (0.85); 100%: 0.5, two
+    assert result["FPR at TPR 80%"] == pytest.approx(0.2)
+    assert fpr_at_tpr(ins, outs, 1.0) == pytest.approx(0.4)
+    assert fpr_at_tpr(ins, outs, 0.2) == 0.0
+
+
+def test_split_is_fssds_seeded_500_500_rest():
+    parts = fssd_bench.split(10000)
+    order = np.random.RandomState(42).permutation(10000)
+    assert [len(parts[p]) for p in ("fit", "select", "test")] == [500, 500, 9000]
+    assert (np.concatenate([parts["fit"], parts["select"], parts["test"]]) == order).all()
+
+
+def test_deep_ensemble_averages_each_networks_max_softmax():
+    a = torch.nn.Linear(2, 2, bias=False)
+    b = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        a.weight.copy_(torch.eye(2))
+        b.weight.copy_(-torch.eye(2))
+    x = torch.tensor([[2.0, 0.0]])
+    msp = torch.softmax(torch.tensor([2.0, 0.0]), 0).max()
+    # both networks are equally sure (of different classes): the mean of MSPs is that MSP,
+    # whereas the max of the averaged softmax would be 0.5
+    assert torch.allclose(ensemble_score([a, b], x), msp)
+
+
+def test_mc_dropout_is_seeded_and_leaves_the_model_as_it_was():
+    model = lenet.LeNet().eval()
+    x = torch.randn(4, 1, 28, 28)
+    state = torch.random.get_rng_state()
+    first = mc_dropout_score(model, x, passes=4, seed=3)
+    assert torch.equal(first, mc_dropout_score(model, x, passes=4, seed=3))
+    assert not torch.equal(first, mc_dropout_score(model, x, passes=4, seed=4))
+    assert not model.training and torch.equal(state, torch.random.get_rng_state())
+    without = lenet.LeNet(dropout1=0.0, dropout2=0.0)
+    without.load_state_dict(model.state_dict())
+    msp = torch.softmax(without.eval()(x), 1).max(1).values
+    assert torch.allclose(mc_dropout_score(without, x, passes=3), msp, atol=1e-6)
+
+
+def test_lenet_has_the_authors_keys_and_layers():
+    model = lenet.LeNet().eval()
+    assert list(model.state_dict()) == ["conv1.weight", "conv1.bias", "conv2.weight",
+                                        "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight",
+                                        "fc2.bias"]
+    x = torch.randn(2, 1, 28, 28)
+    maps = model.layer_maps(x)
+    assert [tuple(m.shape[1:]) for m in maps] == [(32, 26, 26), (64, 24, 24), (128,), (10,)]
+    assert torch.allclose(maps[-1], model(x))
+
+
+def test_committed_lenet_is_checked(tmp_path, monkeypatch):
+    model = lenet.load_committed(1)
+    assert not model.training
+    copy = tmp_path / "lenet"
+    copy.mkdir()
+    (copy / "SHA256SUMS").write_text((lenet.LENET_DIR / "SHA256SUMS").read_text())
+    data = bytearray(lenet.committed_path(1).read_bytes())
+    data[-100] ^= 1
+    (copy / "fmnist_lenet_seed1.pt").write_bytes(bytes(data))
+    monkeypatch.setattr(lenet, "LENET_DIR", copy)
+    with pytest.raises(UserError, match="not the committed"):
+        lenet.load_committed(1)
+    with pytest.raises(UserError, match="not found"):
+        lenet.load_committed(2)
+
+
+def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
+    """A CI-sized run of the command: one repetition, MNIST, its first 1,100 images a side."""
+    args = ["--sets", "MNIST", "--reps", "1", "--max-images", "1100",
+            "--methods", "Baseline", "DE", "MCD", "OE", "FSSD"]
+    fssd_table.main(args)
+    first = capsys.readouterr().out
+    assert "| AUROC (FSSD README) | 77.3 | 83.9 | 76.5 | 99.6 | 99.6 |" in first
+    csv = (private_outputs / "results" / "fssd_fmnist.csv").read_text().splitlines()
+    assert len(csv) == 6 and csv[0].startswith("rep,set,method,AUROC,AUPRC")
+    auroc = {line.split(",")[2]: float(line.split(",")[3]) for line in csv[1:]}
+    assert auroc["FSSD"] > 0.95 and auroc["Baseline"] < auroc["FSSD"]
+    fssd_table.main(args)   # again: every result from runs/fssd/, the same lines and table
+    again = capsys.readouterr().out
+    assert again.split("wrote")[0] == first.split("wrote")[0]
+    assert len(list((private_outputs / "runs" / "fssd").glob("*.json"))) == 5
+
+
+def test_benchmark_refuses_too_few_images():
+    with pytest.raises(SystemExit):
+        fssd_table.parse_args(["--max-images", "1000"])

@@ -1,0 +1,101 @@
+"""code/train.py: a few seeded steps give the same weights twice, a stopped run resumes to the
+same weights, bad checkpoints and outlier sets are clear errors, nothing is overwritten;
+and Outlier Exposure's loss by hand."""
+import math
+
+import pytest
+import torch
+
+import train
+from paths import UserError
+
+FEW = ["--epochs", "2", "--max-steps", "3"]
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_few_steps_are_deterministic_and_the_seed_matters(installed, tmp_path):
+    train.main(["--out", str(tmp_path / "a.pt"), *FEW])
+    train.main(["--out", str(tmp_path / "b.pt"), *FEW])
+    train.main(["--out", str(tmp_path / "c.pt"), "--seed", "2", *FEW])
+    assert same(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
+    assert not same(weights(tmp_path / "a.pt"), weights(tmp_path / "c.pt"))
+    log = (tmp_path / "a.log").read_text().splitlines()
+    assert len(log) == 3 and '"epoch": 2' in log[2]   # the recipe, then one line per epoch
+
+
+def test_a_stopped_run_resumes_exactly(installed, tmp_path, monkeypatch):
+    train.main(["--out", str(tmp_path / "straight.pt"), *FEW])
+    real_epoch = train.train_epoch
+
+    def stop_in_second_epoch(*args):
+        if args[3] == 1:
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+    monkeypatch.setattr(train, "train_epoch", stop_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(["--out", str(tmp_path / "resumed.pt"), *FEW])
+    assert (tmp_path / "resumed.pt.partial").exists() and not (tmp_path / "resumed.pt").exists()
+    monkeypatch.setattr(train, "train_epoch", real_epoch)
+    train.main(["--out", str(tmp_path / "resumed.pt"), *FEW])
+    assert same(weights(tmp_path / "straight.pt"), weights(tmp_path / "resumed.pt"))
+    assert not (tmp_path / "resumed.pt.partial").exists()
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused(installed, tmp_path):
+    out = tmp_path / "m.pt"
+    partial = tmp_path / "m.pt.partial"
+    partial.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot resume"):
+        train.main(["--out", str(out), *FEW])
+    assert partial.read_bytes() == b"not a checkpoint"
+    partial.unlink()
+    train.main(["--out", str(tmp_path / "other.pt"), "--epochs", "3", "--max-steps", "1"])
+    torch.save(dict(recipe=dict(train.recipe_of(train.parse_args(["--out", "x", "--seed", "5"]))),
+                    epoch=0, model={}, optimiser={}, scheduler={}), partial)
+    with pytest.raises(UserError, match="another recipe .*seed"):
+        train.main(["--out", str(out), *FEW])
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(UserError, match="not a readable"):
+        train.main(["--oe", "--init", str(tmp_path / "bad.pt"), "--out", str(out), *FEW])
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not a LeNet"):
+        train.main(["--oe", "--init", str(tmp_path / "foreign.pt"), "--out", str(out), *FEW])
+
+
+def test_an_existing_output_is_kept(installed, tmp_path):
+    out = tmp_path / "m.pt"
+    out.write_bytes(b"keep me")
+    with pytest.raises(UserError, match="--force"):
+        train.main(["--out", str(out), *FEW])
+    assert out.read_bytes() == b"keep me"
+
+
+def test_outlier_sets_never_share_a_test_image(installed):
+    with pytest.raises(UserError, match="test set"):
+        train.outlier_images("MNIST")
+    outliers = train.outlier_images("TIN_val_grey")
+    assert len(outliers) == 9999   # Tiny-ImageNet val_6382 is test_9748: left out
+
+
+def test_outlier_exposure_loss_by_hand():
+    in_logits, labels = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    ce = -torch.log_softmax(in_logits, 1)[0, 0]
+    uniform_out = torch.zeros(3, 2)   # the softmax is already uniform: CE to uniform = log 2
+    assert torch.isclose(train.oe_loss(in_logits, labels, uniform_out, 0.5), ce + 0.5 * math.log(2))
+    sure_out = torch.tensor([[5.0, -5.0]])   # -(1/2)(log p1 + log p2)
+    to_uniform = -torch.log_softmax(sure_out, 1).mean()
+    assert torch.isclose(train.oe_loss(in_logits, labels, sure_out, 0.5), ce + 0.5 * to_uniform)
+
+
+def test_oe_needs_init_and_init_needs_oe():
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", "x", "--oe"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", "x", "--init", "y"])
