@@ -9,6 +9,12 @@ FSSD suite on the committed LeNets, with the FSSD protocol (their test_fss.py):
   layer-ensemble regression fitted on "fit" (layer_ensemble.py), for all methods as in
   their code; the metrics are computed on "test".
 
+Mahalanobis and FSSD are also run *without OOD data* ("... (TIN val)"): the regression is
+fitted, and the magnitude chosen, on the same Fashion-MNIST parts against the 500 + 500
+images of the same split of Tiny-ImageNet's validation images made grey 28x28 (less the one
+a test set holds; greysets.outlier_images), whatever the tested set, as in ODIN's transfer
+mode; Lee et al.'s other choice, FGSM adversarial samples, is not built here.
+
 One repetition r (1-3) uses the committed LeNets of seed r (its network and its OE
 fine-tune) and seeds r, r+3, ..., r+12 (its Deep Ensemble). The authors' Baseline and DE
 scripts cut their split in file order instead; here every method sees the same images.
@@ -38,7 +44,10 @@ FIT, SELECT = 500, 500
 REPETITIONS = (1, 2, 3)
 ENSEMBLE_SIZE = 5
 BATCH = 512
-METHODS = ("Baseline", "ODIN", "Mahalanobis", "DE", "MCD", "OE", "FSSD")
+VALIDATION_SET = greysets.OUTLIER_SET   # the stand-in OOD images of the no-OOD variants
+WITHOUT_OOD = {"Mahalanobis (TIN val)": "Mahalanobis", "FSSD (TIN val)": "FSSD"}
+METHODS = ("Baseline", "ODIN", "Mahalanobis", "Mahalanobis (TIN val)", "DE", "MCD", "OE", "FSSD",
+           "FSSD (TIN val)")
 ODIN_TEMPERATURES = (1, 10, 100, 1000)
 IN_SET = "FashionMNIST"
 
@@ -154,14 +163,23 @@ def tnr_at_95(regression, in_scores, out_scores):
                           layer_ensemble.score(regression, out_scores), 0.95)
 
 
-def evaluate(repetition, method, in_images, out_name, out_images):
-    """FSSD's protocol for one method and one OOD set: {metrics..., 'chosen': value}."""
+def evaluate(repetition, method, in_images, out_name, out_images, validation_images=None):
+    """FSSD's protocol for one method and one OOD set: {metrics..., 'chosen': value}.
+    A no-OOD variant fits and chooses on ``validation_images`` instead of the OOD set's."""
     started = time.time()
     ins, outs = split(len(in_images)), split(len(out_images))
+    method = WITHOUT_OOD.get(method, method)
+    if validation_images is None:
+        validation_name, validation_images = out_name, out_images
+    else:
+        validation_name = VALIDATION_SET
+    vals = split(len(validation_images))
 
     def scores(part, values):
+        ood_name, ood_images, ood_parts = ((out_name, out_images, outs) if part == "test" else
+                                           (validation_name, validation_images, vals))
         return (repetition.scores(method, IN_SET, part, in_images[ins[part]], values),
-                repetition.scores(method, out_name, part, out_images[outs[part]], values))
+                repetition.scores(method, ood_name, part, ood_images[ood_parts[part]], values))
 
     grid = repetition.grid(method)
     fit_in, fit_out = scores("fit", grid)
@@ -181,31 +199,34 @@ def evaluate(repetition, method, in_images, out_name, out_images):
     return dict(result, chosen=chosen, seconds=round(time.time() - started, 1))
 
 
-def result_key(rep, method, out_name, in_images, out_images, device):
+def result_key(rep, method, out_name, in_images, out_images, device, validation_images=None):
     """Everything a result depends on: the networks' sha256, both sets' pixels, the method,
     the protocol's version, the device type."""
     digests = known_digests()
     paths = [committed_path(rep), committed_path(rep, oe=True)] + \
         [committed_path(seed) for seed in ensemble_seeds(rep)]
+    validation = {} if validation_images is None else {
+        "validation": array_digest(validation_images.numpy())}
     return cache.key_of(what="fssd-benchmark", version=VERSION, rep=rep, method=method,
                         out_set=out_name, models=[digests[p.name] for p in paths],
                         in_images=array_digest(in_images.numpy()),
                         out_images=array_digest(out_images.numpy()),
-                        device=torch.device(device).type)
+                        device=torch.device(device).type, **validation)
 
 
 def cached_evaluate(get_repetition, rep, method, in_images, out_name, out_images, device,
                     use_cache=True):
     """The record of one (repetition, method, OOD set): from runs/fssd/ when there, else
     computed (``get_repetition()`` gives the Repetition) and saved."""
-    key = result_key(rep, method, out_name, in_images, out_images, device)
+    validation = greysets.outlier_images(VALIDATION_SET) if method in WITHOUT_OOD else None
+    key = result_key(rep, method, out_name, in_images, out_images, device, validation)
     path = runs_dir() / "fssd" / f"{key}.json"
     if use_cache and path.is_file():
         try:
             return json.loads(path.read_text())
         except ValueError:
             print(f"note: {path} is unreadable; recomputing it")
-    result = evaluate(get_repetition(), method, in_images, out_name, out_images)
+    result = evaluate(get_repetition(), method, in_images, out_name, out_images, validation)
     chosen = result.pop("chosen")
     record = dict(rep=rep, set=out_name, method=method, chosen=chosen, key=key, **result)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ training and test), and the OOD sets a Fashion-MNIST model can meet here.
 Every set is a uint8 tensor [N, 1, 28, 28] (noise: float32 in [0, 1]) with labels, read
 from installed files only. The colour sets were made grey 28x28 at setup (rebuild.py).
 """
+import functools
 import gzip
 
 import numpy as np
@@ -77,3 +78,22 @@ def ood_set(name, seed=0):
         return rebuilt_grey(name)
     raise UserError(f"unknown OOD set {name!r} for the Fashion-MNIST benchmark; choose from "
                     f"{', '.join(OOD_SETS)}")
+
+
+@functools.lru_cache(maxsize=2)
+def outlier_images(name=OUTLIER_SET):
+    """The images of set ``name`` that no test set of the benchmark holds: Outlier Exposure's
+    training outliers, and the stand-in OOD images of the validation without OOD data.
+    A test set itself is refused: neither may ever see a test image."""
+    if name in OOD_SETS:
+        raise UserError(f"{name} is a test set of the benchmark: outliers must never include a "
+                        f"test image (use {OUTLIER_SET})")
+    outliers, _ = ood_set(name)
+    stored = [test for test in OOD_SETS if test not in ("Uniform", "Gaussian")]
+    tests = [fashion_mnist()[0]] + [ood_set(test)[0] for test in stored]
+    seen = {image.numpy().tobytes() for images in tests for image in images}
+    kept = torch.tensor([image.numpy().tobytes() not in seen for image in outliers])
+    if not kept.all():
+        print(f"{name}: left out {int((~kept).sum())} image(s) that a test set holds too "
+              f"(indices {torch.nonzero(~kept).flatten().tolist()[:10]})")
+    return outliers[kept]

@@ -74,23 +74,6 @@ def recipe_of(args):
     return recipe
 
 
-def outlier_images(name):
-    """The outlier set ``name`` without any image that a test set of the benchmark holds too.
-    A test set itself is refused: Outlier Exposure must never see a test image."""
-    if name in greysets.OOD_SETS:
-        raise UserError(f"--outliers {name} is a test set of the benchmark; Outlier Exposure "
-                        f"must never see a test image (use {greysets.OUTLIER_SET})")
-    outliers, _ = greysets.ood_set(name)
-    stored = [test for test in greysets.OOD_SETS if test not in ("Uniform", "Gaussian")]
-    tests = [greysets.fashion_mnist()[0]] + [greysets.ood_set(test)[0] for test in stored]
-    seen = {image.numpy().tobytes() for images in tests for image in images}
-    kept = torch.tensor([image.numpy().tobytes() not in seen for image in outliers])
-    if not kept.all():
-        print(f"{name}: left out {int((~kept).sum())} image(s) that a test set holds too "
-              f"(indices {torch.nonzero(~kept).flatten().tolist()[:10]})")
-    return outliers[kept]
-
-
 def make_optimiser(model, recipe, steps_per_epoch):
     if recipe["mode"] == "plain":
         optimiser = torch.optim.Adadelta(model.parameters(), lr=recipe["lr"])
@@ -201,7 +184,7 @@ def main(argv=None):
     data = (normalise(train_x).to(device), torch.from_numpy(train_y).to(device))
     outliers = None
     if args.oe:
-        outliers = outlier_images(args.outliers)
+        outliers = greysets.outlier_images(args.outliers)
         model = load_state(args.init)
     else:
         torch.manual_seed(args.seed)

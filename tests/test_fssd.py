@@ -86,6 +86,44 @@ def test_grid_scores_match_one_magnitude_at_a_time():
     assert np.allclose(grid[0.0], detector.scores(Identity(), x, 0.0, None))
 
 
+def test_a_network_without_layers_is_a_clear_error():
+    with pytest.raises(UserError, match="FSSD scores each layer.*Linear declares none"):
+        FSSD().fit(torch.nn.Linear(2, 2), (2,), seed=0)
+    with pytest.raises(UserError, match="Mahalanobis scores each layer"):
+        fitted_mahalanobis().grid_scores(torch.nn.Linear(2, 2), torch.zeros(3, 2), 1.0, [0.0])
+
+
+class Recorder:
+    """A repetition that records which images each method is scored on."""
+    def __init__(self):
+        self.calls = []
+
+    def grid(self, method):
+        return [0.1, 0.0]
+
+    def scores(self, method, name, part, images, values):
+        self.calls.append((method, name, part, len(images)))
+        side = 1.0 if name == fssd_bench.IN_SET else 0.0
+        return {v: side + 0.1 * np.random.default_rng(len(self.calls)).random(len(images))
+                for v in values}
+
+
+def test_the_no_ood_variant_fits_and_chooses_on_the_validation_set_only():
+    recorder = Recorder()
+    ins, outs, proxy = torch.zeros(1100, 1), torch.zeros(1200, 1), torch.zeros(1050, 1)
+    result = fssd_bench.evaluate(recorder, "FSSD (TIN val)", ins, "MNIST", outs, proxy)
+    ood = [(name, part, n) for method, name, part, n in recorder.calls
+           if name != fssd_bench.IN_SET]
+    assert {m for m, *_ in recorder.calls} == {"FSSD"}
+    assert ood == [(fssd_bench.VALIDATION_SET, "fit", 500), (fssd_bench.VALIDATION_SET, "select",
+                                                             500), ("MNIST", "test", 200)]
+    assert result["AUROC"] == 1.0 and result["chosen"] == 0.1   # ties: the first of the grid
+    recorder.calls.clear()
+    fssd_bench.evaluate(recorder, "FSSD", ins, "MNIST", outs)
+    assert [part for _, name, part, _ in recorder.calls if name == "MNIST"] == \
+        ["fit", "select", "test"]
+
+
 def test_layer_ensemble_separates_and_learns_the_sign():
     rng = np.random.default_rng(0)
     ins = np.c_[rng.normal(5, 1, 300), rng.normal(0, 1, 300)]

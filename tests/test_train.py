@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import greysets
 import train
 from paths import UserError
 
@@ -79,8 +80,8 @@ def test_an_existing_output_is_kept(installed, tmp_path):
 
 def test_outlier_sets_never_share_a_test_image(installed):
     with pytest.raises(UserError, match="test set"):
-        train.outlier_images("MNIST")
-    outliers = train.outlier_images("TIN_val_grey")
+        greysets.outlier_images("MNIST")
+    outliers = greysets.outlier_images("TIN_val_grey")
     assert len(outliers) == 9999   # Tiny-ImageNet val_6382 is test_9748: left out
 
 

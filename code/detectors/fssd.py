@@ -16,7 +16,7 @@ authors wrote it. Their grid: 22 magnitudes from 0.2 down to 0.
 import numpy as np
 import torch
 
-from detectors.layerwise import LayerwiseDetector
+from detectors.layerwise import LayerwiseDetector, require_layers
 
 NOISE_COUNT = 100
 MAGNITUDES = (0.2, 0.18, 0.16, 0.14, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.01, 0.008, 0.006,
@@ -36,6 +36,7 @@ class FSSD(LayerwiseDetector):
 
     def fit(self, model, shape, seed, device="cpu", layers=4):
         """Estimate each layer's singularity from seeded noise images of ``shape``."""
+        require_layers(self, model)
         self.layers = layers
         with torch.no_grad():
             maps = model.layer_maps(noise_inputs(shape, seed).to(device), layers)

@@ -12,7 +12,17 @@ standardised over the whole batch, so its scores depend on the batch's images).
 import numpy as np
 import torch
 
+from paths import UserError
+
 BATCH = 512
+
+
+def require_layers(detector, model):
+    """A clear error for a network that does not declare its layers."""
+    if not callable(getattr(model, "layer_maps", None)):
+        raise UserError(f"{detector.label} scores each layer of a network, and "
+                        f"{type(model).__name__} declares none (it needs layer_maps(x, upto), "
+                        "as lenet.LeNet has)")
 
 
 class LayerwiseDetector:
@@ -47,6 +57,7 @@ class LayerwiseDetector:
 
     def grid_scores(self, model, inputs, std, magnitudes):
         """{magnitude: [N, layers] scores} for every magnitude, batch by batch."""
+        require_layers(self, model)
         parts = {m: [] for m in magnitudes}
         for start in range(0, len(inputs), BATCH):
             batch = inputs[start:start + BATCH]
