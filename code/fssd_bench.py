@@ -21,8 +21,10 @@ scripts cut their split in file order instead; here every method sees the same i
 """
 import json
 import time
+from pathlib import Path
 
 import numpy as np
+import sklearn
 import torch
 
 import cache
@@ -34,11 +36,15 @@ from detectors.fssd import FSSD, MAGNITUDES as FSSD_MAGNITUDES
 from detectors.mahalanobis_full import MahalanobisFull, pooled
 from detectors.mc_dropout import mc_dropout_score
 from digests import array_digest
-from lenet import FMNIST_STD, committed_path, known_digests, load_committed, normalise
+from lenet import FMNIST_STD, committed_digest, committed_path, load_committed, normalise
 from paths import runs_dir
 from metrics import fpr_at_tpr, fssd_metrics
 
-VERSION = 1        # part of every cached result's key: bump when results would change
+# The code a result depends on: its source is part of every cached result's key.
+SOURCES = ("fssd_bench.py", "calData.py", "metrics.py", "lenet.py", "greysets.py",
+           *(f"detectors/{name}.py" for name in ("layerwise", "mahalanobis_full", "fssd",
+                                                 "layer_ensemble", "deep_ensemble",
+                                                 "mc_dropout", "gaussian")))
 SPLIT_SEED = 42
 FIT, SELECT = 500, 500
 REPETITIONS = (1, 2, 3)
@@ -132,11 +138,12 @@ class Repetition:
     def scores(self, method, name, part, images, values):
         """Scores of ``images`` (part ``part`` of set ``name``) for each of ``values``,
         computed once per repetition (the in-distribution side serves every OOD set)."""
-        wanted = [v for v in values if (method, name, part, v) not in self._memo]
+        memo = (method, name, part, array_digest(images.numpy()))
+        wanted = [v for v in values if (*memo, v) not in self._memo]
         if wanted:
             for value, scores in self.compute(method, self.inputs(images), wanted).items():
-                self._memo[method, name, part, value] = scores
-        return {v: self._memo[method, name, part, v] for v in values}
+                self._memo[(*memo, value)] = scores
+        return {v: self._memo[(*memo, v)] for v in values}
 
 
 def mc_dropout_score_all(model, x):
@@ -192,6 +199,9 @@ def evaluate(repetition, method, in_images, out_name, out_images, validation_ima
             tnr = tnr_at_95(regression, select_in[value], select_out[value])
             if tnr > best:
                 best, chosen = tnr, value
+        if best == 0:   # the authors' code stops here (no value beats 0)
+            print(f"note: {method} reaches no TNR above 0 at 95% TPR on the selection part "
+                  f"for {out_name}; keeping the first value of the grid, {chosen}")
     regression = layer_ensemble.fit(fit_in[chosen], fit_out[chosen])
     test_in, test_out = scores("test", [chosen])
     result = fssd_metrics(layer_ensemble.score(regression, test_in[chosen]),
@@ -199,16 +209,23 @@ def evaluate(repetition, method, in_images, out_name, out_images, validation_ima
     return dict(result, chosen=chosen, seconds=round(time.time() - started, 1))
 
 
+def code_digest():
+    """sha256 of the source of every module a result depends on, and the libraries' versions."""
+    code = Path(__file__).resolve().parent
+    texts = "".join((code / name).read_text() for name in SOURCES)
+    return cache.key_of(sources=texts, torch=torch.__version__, numpy=np.__version__,
+                        sklearn=sklearn.__version__)
+
+
 def result_key(rep, method, out_name, in_images, out_images, device, validation_images=None):
-    """Everything a result depends on: the networks' sha256, both sets' pixels, the method,
-    the protocol's version, the device type."""
-    digests = known_digests()
+    """Everything a result depends on: the networks' sha256, the images' pixels, the method,
+    the code (code_digest), the device type."""
     paths = [committed_path(rep), committed_path(rep, oe=True)] + \
         [committed_path(seed) for seed in ensemble_seeds(rep)]
     validation = {} if validation_images is None else {
         "validation": array_digest(validation_images.numpy())}
-    return cache.key_of(what="fssd-benchmark", version=VERSION, rep=rep, method=method,
-                        out_set=out_name, models=[digests[p.name] for p in paths],
+    return cache.key_of(what="fssd-benchmark", code=code_digest(), rep=rep, method=method,
+                        out_set=out_name, models=[committed_digest(p) for p in paths],
                         in_images=array_digest(in_images.numpy()),
                         out_images=array_digest(out_images.numpy()),
                         device=torch.device(device).type, **validation)

@@ -54,17 +54,14 @@ def main(argv=None):
     device = pick_device(-1, args.device)
     in_images = greysets.fashion_mnist()[0][:args.max_images]
     records, started = [], time.time()
-    for out_name in args.sets:
+    repetitions = {}   # one per repetition number, made when first needed: its scores serve
+    for out_name in args.sets:   # every OOD set
         out_images = greysets.ood_set(out_name)[0][:args.max_images]
         for rep in (args.reps if out_name == "MNIST" else args.other_reps):
-            repetition = None
-
-            def get_repetition():
-                nonlocal repetition
-                if repetition is None:
-                    repetition = REPETITIONS.get(rep) or fssd_bench.Repetition(rep, device)
-                    REPETITIONS[rep] = repetition
-                return repetition
+            def get_repetition(rep=rep):
+                if rep not in repetitions:
+                    repetitions[rep] = fssd_bench.Repetition(rep, device)
+                return repetitions[rep]
             for method in args.methods:
                 record = fssd_bench.cached_evaluate(get_repetition, rep, method, in_images,
                                                     out_name, out_images, device,
@@ -82,8 +79,6 @@ def main(argv=None):
     (out / f"{args.out_name}.csv").write_text(fssd_report.csv_text(records))
     print(f"wrote {shown(out / args.out_name)}.md and .csv ({time.time() - started:.0f} s)")
 
-
-REPETITIONS = {}   # one Repetition per repetition number: its scores serve every OOD set
 
 if __name__ == "__main__":
     try:

@@ -74,6 +74,8 @@ def load_state(path):
                         f"({type(e).__name__})") from None
     if isinstance(state, dict) and "net" in state:
         state = state["net"]
+    if isinstance(state, dict):   # the authors' DataParallel checkpoints: 'module.' keys
+        state = {k.removeprefix("module."): v for k, v in state.items()}
     model = LeNet()
     try:
         model.load_state_dict(state)
@@ -89,7 +91,17 @@ def committed_path(seed, oe=False):
 
 def known_digests():
     sums = LENET_DIR / "SHA256SUMS"
+    if not sums.is_file():
+        raise UserError(f"{shown(sums)} not found: restore it with git checkout")
     return dict(reversed(line.split()) for line in sums.read_text().splitlines() if line.strip())
+
+
+def committed_digest(path):
+    """The sha256 that models/lenet/SHA256SUMS gives the committed file ``path``."""
+    digest = known_digests().get(path.name)
+    if digest is None:
+        raise UserError(f"{path.name} is not listed in {shown(LENET_DIR / 'SHA256SUMS')}")
+    return digest
 
 
 def load_committed(seed, oe=False, device="cpu"):
@@ -98,7 +110,7 @@ def load_committed(seed, oe=False, device="cpu"):
     if not path.is_file():
         raise UserError(f"{shown(path)} not found: the committed LeNets are seeds 1-15 (OE: "
                         "1-3); train one with code/train.py (models/lenet/README.md)")
-    digest, expected = file_digest(path, "sha256"), known_digests().get(path.name)
+    digest, expected = file_digest(path, "sha256"), committed_digest(path)
     if digest != expected:
         raise UserError(f"{shown(path)}: sha256 {digest} is not the committed {expected}; "
                         "restore it with git checkout")

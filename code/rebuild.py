@@ -21,8 +21,9 @@ that no test set shares an image with (tune.py's transfer mode).
 
 The grey sets of the Fashion-MNIST benchmark (``CIFAR10_grey``, ``TIN_grey``,
 ``TIN_val_grey``) are the CIFAR-10 test images and the Tiny-ImageNet test and validation
-images made grey 28x28 the way the Outlier Exposure code makes its 28x28 outliers: PIL
-``convert("L")`` (ITU-R 601 luma), then a bilinear resize; saved as one ``images.npz``
+images made grey 28x28: PIL ``convert("L")`` (ITU-R 601 luma), then a bilinear resize (the
+Outlier Exposure code makes its 28x28 outliers the other way round, resize then grey with
+weights 0.2989, 0.587, 0.114); saved as one ``images.npz``
 (uint8 [N, 28, 28]) in index order.
 """
 import shutil

@@ -8,8 +8,9 @@ Normalize((0.2860,), (0.3530,)), no augmentation.
 
 --oe fine-tunes a trained LeNet with Outlier Exposure (Hendrycks et al., ICLR 2019), the
 recipe of the OE code's MNIST oe_tune.py: loss = CE(in) + 0.5 * CE(outliers, uniform),
-one forward pass over the joined batch, twice as many outliers as in-distribution images,
-SGD (Nesterov, momentum 0.9, lr 0.01) on a per-step cosine schedule to 1e-6, 5 epochs.
+one forward pass over the joined batch, twice as many outliers as in-distribution images
+(64 + 128: the base recipe's batch; OE's own MNIST net used 50 + 100), SGD (Nesterov,
+momentum 0.9, lr 0.01) on a per-step cosine schedule to 1e-6, 5 epochs.
 The outliers are the Tiny-ImageNet *validation* images made grey 28x28 with random
 horizontal flips (OE used 80 Million Tiny Images, which is gone), less the one image that the
 Tiny-ImageNet test split holds too (val_6382 = test_9748): images of the outlier set that a
@@ -33,6 +34,7 @@ from tqdm import tqdm
 
 import greysets
 from devices import pick_device
+from digests import file_digest
 from lenet import LeNet, load_state, normalise
 from paths import UserError, shown
 
@@ -58,6 +60,9 @@ def parse_args(argv):
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
+    for name in ("epochs", "max_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.oe != (args.init is not None):
         parser.error("--oe needs --init (the LeNet to fine-tune), and --init needs --oe")
     return args
@@ -70,7 +75,10 @@ def recipe_of(args):
         if getattr(args, name) is not None:
             recipe[name] = getattr(args, name)
     if args.oe:
-        recipe.update(init=str(args.init), outliers=args.outliers)
+        if not args.init.is_file():
+            raise UserError(f"--init {args.init}: no such file")
+        recipe.update(init=str(args.init), init_sha256=file_digest(args.init, "sha256"),
+                      outliers=args.outliers)
     return recipe
 
 
@@ -94,6 +102,9 @@ def resume(partial, recipe, model, optimiser, scheduler):
     try:
         saved = torch.load(partial, map_location="cpu", weights_only=True)
         saved_recipe = saved["recipe"]
+        missing = {"epoch", "model", "optimiser", "scheduler"} - set(saved)
+        if missing:
+            raise KeyError(f"no {', '.join(sorted(missing))}")
     except Exception as e:  # a truncated or foreign file
         raise UserError(f"cannot resume from {shown(partial)} ({type(e).__name__}): delete it to "
                         "train from the start") from None

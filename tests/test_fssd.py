@@ -55,9 +55,11 @@ def test_mahalanobis_input_processing_by_hand():
 
 def test_fssd_singularity_is_the_mean_noise_feature():
     detector = FSSD().fit(Identity(), (2,), seed=7, layers=1)
-    pixels = np.random.RandomState(7).randint(0, 255, (100, 2))
+    authors = np.random.RandomState(7)   # as their scripts leave numpy's generator: seeded,
+    authors.permutation(10000)           # then one permutation for the split
+    pixels = authors.randint(0, 255, (100, 2), "uint8")
     assert np.allclose(detector.singularity[0].numpy(), ((pixels - 127.5) / 255).mean(axis=0))
-    assert noise_inputs((2,), 7).min() >= -0.5 and noise_inputs((2,), 7).max() < 0.5
+    assert noise_inputs((2,), 7).shape == (100, 2)
 
 
 def test_fssd_score_and_input_processing_by_hand():
@@ -122,6 +124,28 @@ def test_the_no_ood_variant_fits_and_chooses_on_the_validation_set_only():
     fssd_bench.evaluate(recorder, "FSSD", ins, "MNIST", outs)
     assert [part for _, name, part, _ in recorder.calls if name == "MNIST"] == \
         ["fit", "select", "test"]
+
+
+def test_fssd_grid_standardises_each_batch_of_512():
+    detector = FSSD()
+    detector.layers, detector.singularity = 1, [torch.zeros(2)]
+    x = torch.randn(700, 2) * 3
+    grid = detector.grid_scores(Identity(), x, 1.0, [0.05])[0.05]
+    for part in (slice(0, 512), slice(512, 700)):
+        directions = detector.directions(Identity(), x[part], 1.0)
+        assert np.allclose(grid[part], detector.scores(Identity(), x[part], 0.05, directions))
+    whole = detector.scores(Identity(), x, 0.05, detector.directions(Identity(), x, 1.0))
+    assert not np.allclose(grid, whole)   # the batch matters, as in the authors' code
+
+
+def test_repetition_scores_are_kept_per_image_set():
+    repetition = fssd_bench.Repetition(1)
+    a = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+    b = torch.full((3, 1, 28, 28), 255, dtype=torch.uint8)
+    first = repetition.scores("Baseline", "X", "fit", a, [None])[None]
+    second = repetition.scores("Baseline", "X", "fit", b, [None])[None]
+    assert not np.allclose(first, second)
+    assert np.array_equal(repetition.scores("Baseline", "X", "fit", a, [None])[None], first)
 
 
 def test_layer_ensemble_separates_and_learns_the_sign():
@@ -198,7 +222,9 @@ def test_committed_lenet_is_checked(tmp_path, monkeypatch):
     assert not model.training
     copy = tmp_path / "lenet"
     copy.mkdir()
-    (copy / "SHA256SUMS").write_text((lenet.LENET_DIR / "SHA256SUMS").read_text())
+    sums = (lenet.LENET_DIR / "SHA256SUMS").read_text().splitlines()
+    (copy / "SHA256SUMS").write_text("\n".join(line for line in sums if "seed3" not in line))
+    seed3 = lenet.committed_path(3).read_bytes()
     data = bytearray(lenet.committed_path(1).read_bytes())
     data[-100] ^= 1
     (copy / "fmnist_lenet_seed1.pt").write_bytes(bytes(data))
@@ -207,6 +233,16 @@ def test_committed_lenet_is_checked(tmp_path, monkeypatch):
         lenet.load_committed(1)
     with pytest.raises(UserError, match="not found"):
         lenet.load_committed(2)
+    (copy / "fmnist_lenet_seed3.pt").write_bytes(seed3)
+    with pytest.raises(UserError, match="not listed"):
+        lenet.load_committed(3)
+
+
+def test_the_authors_data_parallel_checkpoints_load(tmp_path):
+    state = lenet.LeNet().state_dict()
+    torch.save({"net": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "theirs.pth")
+    loaded = lenet.load_state(tmp_path / "theirs.pth").state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 
 def test_benchmark_command_on_real_images(installed, private_outputs, capsys):

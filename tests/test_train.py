@@ -57,7 +57,9 @@ def test_corrupt_or_foreign_checkpoints_are_refused(installed, tmp_path):
         train.main(["--out", str(out), *FEW])
     assert partial.read_bytes() == b"not a checkpoint"
     partial.unlink()
-    train.main(["--out", str(tmp_path / "other.pt"), "--epochs", "3", "--max-steps", "1"])
+    torch.save({"recipe": {}}, partial)
+    with pytest.raises(UserError, match="cannot resume"):
+        train.main(["--out", str(out), *FEW])
     torch.save(dict(recipe=dict(train.recipe_of(train.parse_args(["--out", "x", "--seed", "5"]))),
                     epoch=0, model={}, optimiser={}, scheduler={}), partial)
     with pytest.raises(UserError, match="another recipe .*seed"):
@@ -95,8 +97,19 @@ def test_outlier_exposure_loss_by_hand():
     assert torch.isclose(train.oe_loss(in_logits, labels, sure_out, 0.5), ce + 0.5 * to_uniform)
 
 
+def test_outlier_exposure_fine_tunes_a_trained_lenet(installed, tmp_path):
+    train.main(["--out", str(tmp_path / "base.pt"), "--epochs", "1", "--max-steps", "2"])
+    train.main(["--oe", "--init", str(tmp_path / "base.pt"), "--out", str(tmp_path / "oe.pt"),
+                "--epochs", "1", "--max-steps", "2"])
+    assert not same(weights(tmp_path / "base.pt"), weights(tmp_path / "oe.pt"))
+    recipe = (tmp_path / "oe.log").read_text().splitlines()[0]
+    assert '"mode": "oe"' in recipe and '"init_sha256"' in recipe
+
+
 def test_oe_needs_init_and_init_needs_oe():
     with pytest.raises(SystemExit):
         train.parse_args(["--out", "x", "--oe"])
     with pytest.raises(SystemExit):
         train.parse_args(["--out", "x", "--init", "y"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--out", "x", "--max-steps", "0"])

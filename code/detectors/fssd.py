@@ -3,7 +3,9 @@ SafeAI 2021), as in the authors' code (megvii-research/FSSD_OoD_Detection, lib/i
 
 The singularity of layer l is the mean flattened output of NOISE_COUNT noise images: pixels
 drawn uniformly from the integers 0..254 and mapped by (x - 127.5) / 255 *straight into the
-network's normalised input* (the authors apply no dataset normalisation to them).
+network's normalised input* (the authors apply no dataset normalisation to them). The draw
+repeats theirs: numpy's generator seeded 42, which their split had already used for one
+permutation of 10,000, then ``randint(0, 255, shape, 'uint8')``.
 Layer score: FSSD_l(x) = ||f_l(x) - singularity_l||_2 on the full, unpooled output; in-
 distribution images lie far from the singularity, and the logistic regression over layers
 (layer_ensemble.py) learns the sign.
@@ -23,9 +25,11 @@ MAGNITUDES = (0.2, 0.18, 0.16, 0.14, 0.12, 0.1, 0.08, 0.06, 0.04, 0.02, 0.01, 0.
               0.004, 0.002, 0.001, 0.0008, 0.0006, 0.0004, 0.0002, 0.0001, 0.0)
 
 
-def noise_inputs(shape, seed, count=NOISE_COUNT):
+def noise_inputs(shape, seed, count=NOISE_COUNT, drawn_before=10000):
     """The authors' noise images, already in the network's input space."""
-    pixels = np.random.RandomState(seed).randint(0, 255, (count,) + tuple(shape)).astype("uint8")
+    rng = np.random.RandomState(seed)
+    rng.permutation(drawn_before)   # what their split drew from the same generator first
+    pixels = rng.randint(0, 255, (count,) + tuple(shape), "uint8")
     return (torch.from_numpy(pixels).float() - 127.5) / 255
 
 

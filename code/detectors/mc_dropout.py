@@ -16,14 +16,14 @@ PASSES = 32
 
 def mc_dropout_score(model, inputs, passes=PASSES, seed=0):
     """[N] max over classes of the mean softmax of ``passes`` dropout passes (seeded)."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    model.train()      # only dropout changes: the LeNet has no batch norm
-    try:
-        with torch.no_grad():
-            pooled = model.trunk(inputs)
-            mean = sum(F.softmax(model.head(pooled), dim=1) for _ in range(passes)) / passes
-    finally:
-        model.eval()
-        torch.random.set_rng_state(generator_state)
+    devices = [inputs.device] if inputs.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):   # the caller's random state is left alone
+        torch.manual_seed(seed)
+        model.train()      # only dropout changes: the LeNet has no batch norm
+        try:
+            with torch.no_grad():
+                pooled = model.trunk(inputs)
+                mean = sum(F.softmax(model.head(pooled), dim=1) for _ in range(passes)) / passes
+        finally:
+            model.eval()
     return mean.max(dim=1).values
