@@ -49,6 +49,13 @@ def table(records, out_set, with_readme):
     return "\n".join(lines)
 
 
+def shown_value(value):
+    """ODIN's (T, eps) as 'T=1000 eps=0.001'; a magnitude as it is."""
+    if isinstance(value, (list, tuple)):
+        return f"T={value[0]} eps={value[1]}"
+    return f"{value}"
+
+
 def chosen_values(records, out_set):
     """'method: value per repetition' for the tuned methods."""
     parts = []
@@ -56,7 +63,7 @@ def chosen_values(records, out_set):
         picked = [(r["rep"], r["chosen"]) for r in records
                   if r["set"] == out_set and r["method"] == method and r["chosen"] is not None]
         if picked:
-            values = ", ".join(f"{v}" for _, v in sorted(picked, key=lambda p: p[0]))
+            values = ", ".join(shown_value(v) for _, v in sorted(picked, key=lambda p: p[0]))
             parts.append(f"{method} {values}")
     return "; ".join(parts)
 
