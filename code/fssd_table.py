@@ -31,7 +31,7 @@ def parse_args(argv):
     parser.add_argument("--other-reps", nargs="+", type=int, default=[1],
                         choices=fssd_bench.REPETITIONS,
                         help="repetitions for the sets other than MNIST (default: 1, for "
-                             "CPU time; each repetition of the four costs about 25 min)")
+                             "CPU time; each repetition of the four costs about 19 min)")
     parser.add_argument("--methods", nargs="+", default=list(fssd_bench.METHODS),
                         choices=fssd_bench.METHODS)
     parser.add_argument("--max-images", type=int,
