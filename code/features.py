@@ -95,6 +95,38 @@ def hooked(model, feature_layers):
             handle.remove()
 
 
+class LayerMaps(torch.nn.Module):
+    """A network seen as the layer-wise detectors (Mahalanobis in full, FSSD) see one:
+    ``layer_maps(x, upto)`` gives the outputs of its first ``upto`` declared layers
+    (``models.FeatureLayer``; after the ReLU the network applies functionally where declared),
+    unpooled and differentiable. The whole network runs each time: a hook cannot stop it."""
+
+    def __init__(self, model, feature_layers):
+        super().__init__()
+        self.model, self.feature_layers = model, tuple(feature_layers)
+
+    def forward(self, x):
+        return self.model(x)
+
+    def layer_maps(self, x, upto=None):
+        layers = self.feature_layers[:upto]
+        kept, handles = {}, []
+
+        def keep(layer):
+            def hook(module, inputs, output):
+                kept[layer.name] = torch.relu(output) if layer.relu else output
+            return hook
+        try:
+            for layer in layers:
+                module = self.model.get_submodule(layer.module)
+                handles.append(module.register_forward_hook(keep(layer)))
+            self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return [kept[layer.name] for layer in layers]
+
+
 def extract(model, spec, dataset, device, batch_size=128, desc="features"):
     """The Features of every image of ``dataset`` (eager, inference mode, in batches)."""
     normalise, _ = normaliser(spec.mean, spec.std, device)

@@ -8,12 +8,15 @@ import torch
 import fssd_bench
 import fssd_table
 import lenet
+from densenet import DenseNet3
 from detectors import layer_ensemble
 from detectors.deep_ensemble import ensemble_score
 from detectors.fssd import FSSD, noise_inputs
 from detectors.mahalanobis_full import MahalanobisFull
 from detectors.mc_dropout import mc_dropout_score
+from features import LayerMaps
 from metrics import fpr_at_tpr, fssd_metrics
+from models import DENSENET_LAYERS, FeatureLayer
 from paths import UserError
 
 
@@ -146,6 +149,25 @@ def test_repetition_scores_are_kept_per_image_set():
     second = repetition.scores("Baseline", "X", "fit", b, [None])[None]
     assert not np.allclose(first, second)
     assert np.array_equal(repetition.scores("Baseline", "X", "fit", a, [None])[None], first)
+
+
+def test_hooked_layers_are_the_networks_own():
+    """features.LayerMaps (hooks on the declared layers) gives the LeNet's own layer_maps, and
+    the same input-processing steps; and the four DenseNet-BC layers of Lee et al.'s code."""
+    net = lenet.LeNet().eval()
+    hooked = LayerMaps(net, (FeatureLayer("conv1", "conv1", relu=True),
+                             FeatureLayer("conv2", "conv2", relu=True),
+                             FeatureLayer("fc1", "fc1", relu=True), FeatureLayer("logits", "fc2")))
+    x = torch.randn(3, 1, 28, 28)
+    for own, via_hooks in zip(net.layer_maps(x), hooked.layer_maps(x)):
+        assert torch.equal(own, via_hooks)
+    detector = FSSD().fit(net, (1, 28, 28), seed=0)
+    for a, b in zip(detector.directions(net, x, 0.35), detector.directions(hooked, x, 0.35)):
+        assert torch.allclose(a, b)
+    densenet = DenseNet3(100, 10).eval()
+    maps = LayerMaps(densenet, DENSENET_LAYERS).layer_maps(torch.randn(2, 3, 32, 32))
+    shapes = [tuple(m.shape[1:]) for m in maps]
+    assert shapes == [(24, 32, 32), (108, 16, 16), (150, 8, 8), (342, 8, 8)]
 
 
 def test_layer_ensemble_separates_and_learns_the_sign():
