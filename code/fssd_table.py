@@ -18,7 +18,7 @@ import fssd_bench
 import fssd_report
 import greysets
 from devices import pick_device
-from paths import UserError, results_dir, shown
+from paths import report_errors, results_dir, shown
 
 
 def parse_args(argv):
@@ -75,13 +75,14 @@ def main(argv=None):
     print("\n" + text)
     out = results_dir()
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.out_name}.md").write_text(text)
-    (out / f"{args.out_name}.csv").write_text(fssd_report.csv_text(records))
+    for suffix, content in ((".md", text), (".csv", fssd_report.csv_text(records))):
+        path = out / f"{args.out_name}{suffix}"
+        if path.is_file() and path.read_text() != content:
+            print(f"note: replacing {shown(path)}, which held other results (--out-name NAME "
+                  "writes elsewhere)")
+        path.write_text(content)
     print(f"wrote {shown(out / args.out_name)}.md and .csv ({time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    sys.exit(report_errors(main))

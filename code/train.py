@@ -36,7 +36,7 @@ import greysets
 from devices import pick_device
 from digests import file_digest
 from lenet import LeNet, load_state, normalise
-from paths import UserError, shown
+from paths import UserError, report_errors, shown
 
 RECIPES = {   # the defaults of each mode
     "plain": dict(epochs=14, lr=1.0, gamma=0.7, batch_size=64),
@@ -227,7 +227,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    sys.exit(report_errors(main))

@@ -280,7 +280,9 @@ def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
     assert auroc["FSSD"] > 0.95 and auroc["Baseline"] < auroc["FSSD"]
     fssd_table.main(args)   # again: every result from runs/fssd/, the same lines and table
     again = capsys.readouterr().out
-    assert again.split("wrote")[0] == first.split("wrote")[0]
+    assert again.split("wrote")[0] == first.split("wrote")[0] and "replacing" not in again
+    fssd_table.main(args[:-1])   # fewer methods: another table, and it says it replaces one
+    assert "fssd_fmnist.md, which held other results" in capsys.readouterr().out
     assert len(list((private_outputs / "runs" / "fssd").glob("*.json"))) == 5
 
 
