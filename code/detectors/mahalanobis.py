@@ -1,6 +1,6 @@
 """Mahalanobis distance on the penultimate features (Lee, Lee, Lee & Shin, NeurIPS 2018),
 eq. 2 of the paper, without input processing or the layer ensemble (those are the full
-method's, in the FSSD-suite issue).
+method's: mahalanobis_full.py).
 
 Fit: the mean of each class's training features and one covariance shared by the classes
 (eq. 1: the maximum-likelihood estimate from class-centred features). Score:
