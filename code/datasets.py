@@ -47,19 +47,18 @@ class NoiseImages(Dataset):
     from ``numpy.random.default_rng([seed, i])``.
     """
 
-    def __init__(self, kind, seed, count=NOISE_COUNT):
-        self.kind, self.seed, self.count = kind, seed, count
+    def __init__(self, kind, seed, count=NOISE_COUNT, shape=(3, IMAGE_SIZE, IMAGE_SIZE)):
+        self.kind, self.seed, self.count, self.shape = kind, seed, count, shape
 
     def __len__(self):
         return self.count
 
     def __getitem__(self, i):
         rng = np.random.default_rng([self.seed, i])
-        shape = (3, IMAGE_SIZE, IMAGE_SIZE)
         if self.kind == "Gaussian":
-            image = np.clip(rng.standard_normal(shape, dtype=np.float32) + 0.5, 0, 1)
+            image = np.clip(rng.standard_normal(self.shape, dtype=np.float32) + 0.5, 0, 1)
         else:
-            image = rng.random(shape, dtype=np.float32)
+            image = rng.random(self.shape, dtype=np.float32)
         return torch.from_numpy(image), -1
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from assets import require, require_rebuilt
-from datasets import read_idx_images
+from datasets import NoiseImages, read_idx_images
 from paths import UserError
 
 SIZE = 28
@@ -51,15 +51,9 @@ def fashion_mnist(train=False):
 
 
 def noise(kind, seed, count=NOISE_COUNT):
-    """Seeded noise images; image i comes from ``default_rng([seed, i])`` as in datasets.py."""
-    images = np.empty((count, 1, SIZE, SIZE), np.float32)
-    for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        if kind == "Gaussian":
-            images[i] = np.clip(rng.standard_normal((1, SIZE, SIZE), dtype=np.float32) + 0.5, 0, 1)
-        else:
-            images[i] = rng.random((1, SIZE, SIZE), dtype=np.float32)
-    return torch.from_numpy(images), np.full(count, -1)
+    """Seeded 1x28x28 noise images, drawn as datasets.NoiseImages draws them."""
+    images = NoiseImages(kind, seed, count, shape=(1, SIZE, SIZE))
+    return torch.stack([images[i][0] for i in range(count)]), np.full(count, -1)
 
 
 def rebuilt_grey(name):

@@ -8,12 +8,7 @@
 #   e.g. bash scripts/compare_detectors.sh densenet10 resnet56 -- --tune-images 200
 # (the committed tables were tuned on 200 held-out images a side; the default is 1,000).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-if [ ! -x "$PY" ]; then
-  echo "error: no .venv here: run bash scripts/setup_env.sh first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/venv.sh"
 models=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do models+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift

@@ -8,12 +8,7 @@
 #   e.g. bash scripts/reproduce_fssd.sh --sets MNIST --reps 1          (one repetition)
 #        bash scripts/reproduce_fssd.sh --other-reps 1 2 3             (std on every set)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-if [ ! -x "$PY" ]; then
-  echo "error: no .venv here: run bash scripts/setup_env.sh first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/venv.sh"
 bash scripts/get_data.sh
 started=$SECONDS
 "$PY" code/fssd_table.py "$@"

@@ -8,12 +8,7 @@
 # Options go to code/table.py, e.g. --tune-images 200 (default 1000, the paper's), --force,
 # --gpu 0 / --device cpu, --batch-size 128. Run bash scripts/setup_env.sh first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-if [ ! -x "$PY" ]; then
-  echo "error: no .venv here: run bash scripts/setup_env.sh first" >&2
-  exit 2
-fi
+source "$(dirname "$0")/venv.sh"
 bash scripts/get_data.sh
 started=$SECONDS
 for nn in densenet10 densenet100 wideresnet10 wideresnet100; do
