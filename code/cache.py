@@ -13,8 +13,11 @@ or does not match is reported, recomputed and replaced, never trusted.
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
+import sklearn
+import torch
 
 from calData import SCORING_VERSION, Scores
 from digests import array_digest as digest
@@ -27,6 +30,14 @@ ENTRY_FORMAT = 1  # of the files below
 def key_of(**parts):
     return hashlib.sha256(json.dumps({"format": ENTRY_FORMAT, **parts}, sort_keys=True,
                                      default=str).encode()).hexdigest()[:32]
+
+
+def code_key(sources):
+    """A key of the code a value depends on: the text of each module ``sources`` (paths
+    relative to code/) and the versions of torch, numpy and scikit-learn."""
+    code = Path(__file__).resolve().parent
+    return key_of(sources="".join((code / name).read_text() for name in sources),
+                  torch=torch.__version__, numpy=np.__version__, sklearn=sklearn.__version__)
 
 
 def scoring_key(*, what, weights, images, mean, std, device, **settings):
@@ -108,13 +119,22 @@ def cached_rows(key, indices, compute, refresh=False, what=None):
     return arrays, False
 
 
+def load_array(key):
+    """The array of a valid entry made by ``save_array`` or ``cached_array``, else None."""
+    arrays = _load_arrays(key)
+    return None if arrays is None else arrays["values"]
+
+
+def save_array(key, values):
+    _save_arrays(key, values=values)
+
+
 def cached_array(key, compute):
     """``compute()``'s array, from the cache when a valid entry exists."""
-    arrays = _load_arrays(key)
-    if arrays is not None:
-        return arrays["values"]
-    values = compute()
-    _save_arrays(key, values=values)
+    values = load_array(key)
+    if values is None:
+        values = compute()
+        save_array(key, values)
     return values
 
 

@@ -21,10 +21,8 @@ scripts cut their split in file order instead; here every method sees the same i
 """
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 
 import cache
@@ -38,7 +36,7 @@ from detectors.mc_dropout import mc_dropout_score
 from digests import array_digest
 from lenet import FMNIST_STD, committed_digest, committed_path, load_committed, normalise
 from paths import runs_dir
-from metrics import fpr_at_tpr, fssd_metrics
+from metrics import fssd_metrics
 
 # The code a result depends on: its source is part of every cached result's key.
 SOURCES = ("fssd_bench.py", "calData.py", "metrics.py", "lenet.py", "greysets.py",
@@ -165,11 +163,6 @@ def odin_grid(model, x, values):
     return {v: np.concatenate(parts) for v, parts in out.items()}
 
 
-def tnr_at_95(regression, in_scores, out_scores):
-    return 1 - fpr_at_tpr(layer_ensemble.score(regression, in_scores),
-                          layer_ensemble.score(regression, out_scores), 0.95)
-
-
 def evaluate(repetition, method, in_images, out_name, out_images, validation_images=None):
     """FSSD's protocol for one method and one OOD set: {metrics..., 'chosen': value}.
     A no-OOD variant fits and chooses on ``validation_images`` instead of the OOD set's."""
@@ -190,19 +183,12 @@ def evaluate(repetition, method, in_images, out_name, out_images, validation_ima
 
     grid = repetition.grid(method)
     fit_in, fit_out = scores("fit", grid)
-    chosen = grid[0]
-    if len(grid) > 1:
-        select_in, select_out = scores("select", grid)
-        best = -1.0
-        for value in grid:
-            regression = layer_ensemble.fit(fit_in[value], fit_out[value])
-            tnr = tnr_at_95(regression, select_in[value], select_out[value])
-            if tnr > best:
-                best, chosen = tnr, value
-        if best == 0:   # the authors' code stops here (no value beats 0)
-            print(f"note: {method} reaches no TNR above 0 at 95% TPR on the selection part "
-                  f"for {out_name}; keeping the first value of the grid, {chosen}")
-    regression = layer_ensemble.fit(fit_in[chosen], fit_out[chosen])
+    select_in, select_out = scores("select", grid) if len(grid) > 1 else ({}, {})
+    chosen, regression, best = layer_ensemble.tuned(grid, fit_in, fit_out, select_in,
+                                                    select_out)
+    if best == 0:   # the authors' code stops here (no value beats 0)
+        print(f"note: {method} reaches no TNR above 0 at 95% TPR on the selection part "
+              f"for {out_name}; keeping the first value of the grid, {chosen}")
     test_in, test_out = scores("test", [chosen])
     result = fssd_metrics(layer_ensemble.score(regression, test_in[chosen]),
                           layer_ensemble.score(regression, test_out[chosen]))
@@ -210,11 +196,7 @@ def evaluate(repetition, method, in_images, out_name, out_images, validation_ima
 
 
 def code_digest():
-    """sha256 of the source of every module a result depends on, and the libraries' versions."""
-    code = Path(__file__).resolve().parent
-    texts = "".join((code / name).read_text() for name in SOURCES)
-    return cache.key_of(sources=texts, torch=torch.__version__, numpy=np.__version__,
-                        sklearn=sklearn.__version__)
+    return cache.code_key(SOURCES)
 
 
 def result_key(rep, method, out_name, in_images, out_images, device, validation_images=None):

@@ -94,13 +94,18 @@ class RunSettings:
         else:
             name = f"{self.nn}_{self.out_dataset}_{self.method}" + "".join(
                 f"_{SHORT_NAMES.get(key, key)}{_short(value)}" for key, value in self.params)
-        if get_ood_set(self.out_dataset).kind == "noise":
-            name += f"_seed{self.seed}"
-        if self.skip != HELD_OUT:
-            name += f"_skip{self.skip}"
-        if self.max_images:
-            name += f"_n{self.max_images}"
-        return name
+        return name + folder_suffix(self.out_dataset, self.seed, self.skip, self.max_images)
+
+
+def folder_suffix(out_dataset, seed, skip, max_images):
+    """The end of a run folder's name: the noise seed, and the image range where not the
+    default."""
+    suffix = f"_seed{seed}" if get_ood_set(out_dataset).kind == "noise" else ""
+    if skip != HELD_OUT:
+        suffix += f"_skip{skip}"
+    if max_images:
+        suffix += f"_n{max_images}"
+    return suffix
 
 
 @dataclass(frozen=True)
@@ -152,14 +157,21 @@ def plan(settings, out_dir=None):
     spec, ood_set = get_spec(settings.nn), get_ood_set(settings.out_dataset)
     ood = ood_dataset(settings.out_dataset, settings.seed)
     ind = cifar(spec.in_dataset)
-    stop = min(len(ood), len(ind))
-    if settings.max_images:
-        stop = min(stop, settings.skip + settings.max_images)
-    if stop <= settings.skip:
-        raise UserError(f"nothing to score: {settings.out_dataset} has {len(ood)} images and "
-                        f"--skip is {settings.skip}")
-    return Plan(settings, spec, ood_set, ind, ood, range(settings.skip, stop),
+    indices = scored_range(ind, ood, settings.out_dataset, settings.skip, settings.max_images)
+    return Plan(settings, spec, ood_set, ind, ood, indices,
                 writable_folder(out_dir if out_dir else run_folder(settings)))
+
+
+def scored_range(ind, ood, out_dataset, skip, max_images):
+    """The image indices a run scores on both sides: from ``skip`` to the smaller set's end,
+    at most ``max_images`` of them."""
+    stop = min(len(ood), len(ind))
+    if max_images:
+        stop = min(stop, skip + max_images)
+    if stop <= skip:
+        raise UserError(f"nothing to score: {out_dataset} has {len(ood)} images and "
+                        f"--skip is {skip}")
+    return range(skip, stop)
 
 
 def finished(folder):

@@ -80,3 +80,48 @@ def test_the_msp_method_is_the_baseline_column_of_the_odin_runs(installed, outpu
     np.testing.assert_array_equal(msp[1], base[1])
     np.testing.assert_array_equal(msp[2], base[2])
     assert OOD_SETS["iSUN"].label in capsys.readouterr().out
+
+
+LAYERWISE = ["Mahalanobis (full, OOD val)", "Mahalanobis (full, TIN val)", "FSSD (OOD val)",
+             "FSSD (TIN val)"]
+
+
+@pytest.fixture
+def small_layerwise(monkeypatch):
+    """Lee et al.'s protocol on 100 held-out images (50 fit, 50 select) and two magnitudes,
+    so that the real scoring runs in CI's time."""
+    import layerwise_runs
+    from detectors.fssd import FSSD
+    from detectors.mahalanobis_full import MahalanobisFull
+    monkeypatch.setattr(layerwise_runs, "VALIDATION", 100)
+    monkeypatch.setattr(layerwise_runs, "FIT", 50)
+    monkeypatch.setitem(layerwise_runs.DETECTORS, "mahalanobis_full",
+                        (MahalanobisFull, (0.0, 0.002)))
+    monkeypatch.setitem(layerwise_runs.DETECTORS, "fssd", (FSSD, (0.0, 0.01)))
+    return layerwise_runs
+
+
+def test_layerwise_rows_on_real_images(installed, outputs, small_layerwise, capsys, monkeypatch):
+    """Mahalanobis in full and FSSD, both validations, on ResNet-20's four declared layers:
+    a row per set here, a run folder calMetric reads, noise found by the rows validated on
+    it, and a second comparison that reuses every cached layer score."""
+    args = ARGS + ["--methods", "energy", "--layerwise"]
+    assert compare.main(args) == 0
+    rows = read_rows()
+    for name in HERE:
+        assert [r["detector"] for r in rows if r["ood_set"] == name] == \
+            [compare.BASELINE, compare.ODIN, "Energy", *LAYERWISE]
+    auroc = {(r["ood_set"], r["detector"]): float(r["AUROC"]) for r in rows if r["detector"]}
+    for name in ("Uniform", "Gaussian"):
+        for label in ("Mahalanobis (full, OOD val)", "FSSD (OOD val)"):
+            assert auroc[name, label] > 95, (name, label)
+    info = scorefiles.read_run_info(outputs / "runs" /
+                                    f"resnet20_iSUN_mahalanobis_full_oodval_n{N}")
+    assert info["magnitude"] in (0.0, 0.002) and info["images_per_side"] == N
+    assert info["layers"] == ["stem", "layer1", "layer2", "layer3"]
+    md = (results_dir() / "detectors_resnet20.md").read_text()
+    assert "eps chosen: iSUN" in md
+    monkeypatch.setattr(small_layerwise.LayerwiseScorer, "compute",
+                        lambda *a: pytest.fail("a cached layer score was computed again"))
+    assert compare.main(args) == 0
+    assert read_rows() == rows

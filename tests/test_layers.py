@@ -14,7 +14,7 @@ LAYERS = {
     1: ("assets", "fetch", "rebuild"),
     2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet", "lenet", "greysets"),
     3: ("calData", "cache", "metrics", "features", "detectors"),
-    4: ("runs", "tuning", "feature_runs", "fssd_bench"),
+    4: ("runs", "tuning", "feature_runs", "fssd_bench", "layerwise_runs"),
     5: ("calMetric", "figures", "fssd_report"),
     6: ("cli", "main", "tune", "table", "compare", "get_data", "convert_checkpoint", "train",
         "fssd_table"),

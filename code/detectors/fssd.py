@@ -50,8 +50,8 @@ class FSSD(LayerwiseDetector):
     def layer_score(self, layer, output):
         return (output.flatten(1) - self.singularity[layer]).norm(dim=1)
 
-    def step(self, layer, inputs, output, std):
-        loss = -self.layer_score(layer, output).mean()
-        (gradient,) = torch.autograd.grad(loss, inputs)
-        gradient = (gradient - gradient.mean()) / gradient.std()
-        return gradient / std
+    def loss(self, layer, output):
+        return -self.layer_score(layer, output).mean()
+
+    def direction(self, gradient, std):
+        return (gradient - gradient.mean()) / gradient.std() / std

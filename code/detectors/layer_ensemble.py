@@ -14,6 +14,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegressionCV
 
+from metrics import fpr_at_tpr
+
 
 def columns(scores):
     scores = np.asarray(scores, dtype=float)
@@ -33,3 +35,24 @@ def fit(in_scores, out_scores):
 def score(regression, scores):
     """P(in-distribution) of each row of ``scores``."""
     return regression.predict_proba(columns(scores))[:, 1]
+
+
+def tnr_at_95(regression, in_scores, out_scores):
+    """True-negative rate of P(in) at 95% true-positive rate (the authors' selection rule)."""
+    return 1 - fpr_at_tpr(score(regression, in_scores), score(regression, out_scores), 0.95)
+
+
+def tuned(grid, fit_in, fit_out, select_in, select_out):
+    """(chosen value, its regression, its TNR at 95% TPR): the authors' choice of a
+    hyper-parameter. For each value of ``grid`` in order, the regression fitted on the "fit"
+    scores ({value: scores}) is judged on the "select" scores; the first value with the
+    highest TNR wins (strict >, so a tie keeps the earlier value)."""
+    best, chosen, chosen_regression = -1.0, grid[0], None
+    for value in grid:
+        regression = fit(fit_in[value], fit_out[value])
+        if len(grid) == 1:
+            return value, regression, None
+        tnr = tnr_at_95(regression, select_in[value], select_out[value])
+        if tnr > best:
+            best, chosen, chosen_regression = tnr, value, regression
+    return chosen, chosen_regression, best

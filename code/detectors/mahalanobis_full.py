@@ -53,7 +53,8 @@ class MahalanobisFull(LayerwiseDetector):
     def layer_score(self, layer, output):
         return -self.half_distances(layer, output).min(dim=1).values
 
-    def step(self, layer, inputs, output, std):
-        loss = self.half_distances(layer, output).min(dim=1).values.sum()
-        (gradient,) = torch.autograd.grad(loss, inputs)
+    def loss(self, layer, output):
+        return self.half_distances(layer, output).min(dim=1).values.sum()
+
+    def direction(self, gradient, std):
         return -torch.where(gradient >= 0, 1.0, -1.0) / std
