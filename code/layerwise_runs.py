@@ -21,15 +21,15 @@ magnitude, and each magnitude adds one forward pass per layer (stopping at the l
 grid is scored on the held-out images only, the run's images only at the chosen magnitudes;
 the in-distribution side once, over the longest range any set needs (so FSSD's batch-
 standardised step sees the same batches for every set). Per-layer scores are cached per
-(image set, range, magnitude) in runs/.cache, keyed by the weights, the images, the fit,
-the batch size, the device type and the code (cache.code_key).
+(image set, batch of BATCH images, magnitude) in runs/.cache, keyed by the weights, the
+images, the fit, the batch, the device type and the code (cache.code_key): a stopped run
+resumes where it stopped.
 """
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 import cache
@@ -137,33 +137,39 @@ class LayerwiseScorer:
             code=cache.code_key(SOURCES))
 
     def layer_scores(self, method, images, magnitudes):
-        """{magnitude: [images, layers] float64 per-layer scores} of ``images``
-        (an ImageRange), from the cache where there, the missing magnitudes in one pass."""
+        """{magnitude: [images, layers] float64 per-layer scores} of ``images`` (an
+        ImageRange). Cached per batch of BATCH images (the batches start at the range's
+        first image) and magnitude, so a stopped run loses one batch at most; the missing
+        magnitudes of a batch are computed in one pass."""
         detector, fit = self.detector(method)
-        keys = {m: self.key(method, images, m, fit) for m in magnitudes}
-        found = {m: None if self.refresh else cache.load_array(k) for m, k in keys.items()}
-        missing = [m for m, values in found.items() if values is None]
-        if missing:
-            for m, values in self.compute(detector, images, missing).items():
-                cache.save_array(keys[m], values)
-                found[m] = values
-        return found
-
-    def compute(self, detector, images, magnitudes):
-        net = self.net()
-        loader = DataLoader(Subset(images.dataset, images.indices), batch_size=BATCH)
+        blocks = [range(start, min(start + BATCH, images.indices.stop))
+                  for start in range(images.indices.start, images.indices.stop, BATCH)]
         parts = {m: [] for m in magnitudes}
         with tqdm(total=len(images.indices), unit="img", dynamic_ncols=True,
                   desc=f"{detector.label}: {images.name} [{images.indices.start}, "
                        f"{images.indices.stop}), {len(magnitudes)} magnitude(s)") as bar:
-            for batch, _ in loader:
-                x = self.normalise(batch)
-                if torch.device(self.device).type == "cpu":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                for m, scores in detector.grid_scores(net, x, self.std, magnitudes).items():
-                    parts[m].append(scores)
-                bar.update(len(batch))
+            for block in blocks:
+                part = ImageRange(images.name, images.dataset, block)
+                keys = {m: self.key(method, part, m, fit) for m in magnitudes}
+                found = {m: None if self.refresh else cache.load_array(k)
+                         for m, k in keys.items()}
+                missing = [m for m, values in found.items() if values is None]
+                if missing:
+                    for m, values in self.compute(detector, part, missing).items():
+                        cache.save_array(keys[m], values)
+                        found[m] = values
+                for m in magnitudes:
+                    parts[m].append(found[m])
+                bar.update(len(block))
         return {m: np.concatenate(p) for m, p in parts.items()}
+
+    def compute(self, detector, images, magnitudes):
+        """{magnitude: per-layer scores} of ``images`` (one batch)."""
+        batch = torch.stack([images.dataset[i][0] for i in images.indices])
+        x = self.normalise(batch)
+        if torch.device(self.device).type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return detector.grid_scores(self.net(), x, self.std, magnitudes)
 
 
 @dataclass(frozen=True)
