@@ -289,3 +289,21 @@ def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
 def test_benchmark_refuses_too_few_images():
     with pytest.raises(SystemExit):
         fssd_table.parse_args(["--max-images", "1000"])
+
+
+def test_passes_in_chunks_give_the_batch_s_scores():
+    """grid_scores run in chunks (to bound memory and run faster) gives the scores of whole
+    batches: FSSD's step is still standardised over the whole batch of 512 (standardising
+    each chunk fails here)."""
+    torch.manual_seed(0)
+    net = lenet.LeNet().eval()
+    x = torch.randn(600, 1, 28, 28)
+    fssd = FSSD().fit(net, (1, 28, 28), seed=0)
+    feats = [m.mean(dim=(2, 3)) if m.dim() == 4 else m for m in net.layer_maps(x[:100])]
+    maha = MahalanobisFull().fit([f.detach().double().numpy() for f in feats],
+                                 np.arange(100) % 10, 10)
+    for detector in (fssd, maha):
+        whole = detector.grid_scores(net, x, 0.35, [0.0, 0.01])
+        chunked = detector.grid_scores(net, x, 0.35, [0.0, 0.01], chunk=48)
+        for m in whole:
+            np.testing.assert_allclose(chunked[m], whole[m], rtol=1e-5, atol=1e-6)

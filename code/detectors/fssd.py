@@ -10,7 +10,7 @@ Layer score: FSSD_l(x) = ||f_l(x) - singularity_l||_2 on the full, unpooled outp
 distribution images lie far from the singularity, and the logistic regression over layers
 (layer_ensemble.py) learns the sign.
 
-Input processing, per layer: g = grad_x of -mean_i ||f_l(x_i) - s_l||, standardised over
+Input processing, per layer: g = grad_x of -sum_i ||f_l(x_i) - s_l||, standardised over
 the whole batch ((g - mean) / std, a continuous step, not a sign), divided by the
 normalisation std, and x~ = x + eps * g, a step *towards* the singularity, exactly as the
 authors wrote it. Their grid: 22 magnitudes from 0.2 down to 0.
@@ -51,7 +51,9 @@ class FSSD(LayerwiseDetector):
         return (output.flatten(1) - self.singularity[layer]).norm(dim=1)
 
     def loss(self, layer, output):
-        return -self.layer_score(layer, output).mean()
+        # the authors' loss is the batch mean: a sum scales every gradient by the batch size,
+        # which the standardisation undoes, and lets the gradients be computed in chunks
+        return -self.layer_score(layer, output).sum()
 
     def direction(self, gradient, std):
         return (gradient - gradient.mean()) / gradient.std() / std

