@@ -1,0 +1,101 @@
+"""Cost per image of Mahalanobis in full and FSSD on a CIFAR network, beside ODIN and a plain
+forward, side by side in one run: the same model, images (CIFAR-10 test images from index
+1,000), device and threads for every row.
+
+Rows: a forward pass (inference mode, batches of 128); ODIN at one (T, eps) (calData, batches
+of 32, main.py's default: a forward, a backward, a forward); Mahalanobis with input processing
+at one magnitude, its passes run on all the images at once (as the authors' code runs its
+batches; 512 of densenet10's would need 20 GB) and in chunks of 16 (as layerwise_runs.py);
+FSSD likewise in chunks; and each grid (Mahalanobis 7 magnitudes, FSSD 22). Mahalanobis is
+fitted on the benchmark images' own features (the cost does not depend on the fit).
+
+    python scripts/bench_layerwise.py --n 256 [--nn densenet10] [--device cuda]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+CODE = Path(__file__).resolve().parent.parent / "code"
+sys.path.insert(0, str(CODE))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import runtime  # noqa: E402
+from calData import normaliser, odin_batch  # noqa: E402
+from datasets import cifar  # noqa: E402
+from detectors.fssd import FSSD, MAGNITUDES as FSSD_MAGNITUDES  # noqa: E402
+from detectors.mahalanobis_full import LEE_MAGNITUDES, MahalanobisFull, pooled  # noqa: E402
+from features import LayerMaps  # noqa: E402
+from layerwise_runs import CHUNK  # noqa: E402
+from models import load_model  # noqa: E402
+
+
+def timed(function, x):
+    function(x[:CHUNK])   # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    function(x)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def batches(function, x, size):
+    return [function(x[i:i + size]) for i in range(0, len(x), size)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=256, help="images (default 256; at most 512)")
+    parser.add_argument("--nn", default="densenet10")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    model, spec = load_model(args.nn, args.device)
+    model = runtime.prepare_model(model, args.device)
+    net = LayerMaps(model, spec.feature_layers)
+    normalise, std = normaliser(spec.mean, spec.std, args.device)
+    images = torch.stack([cifar(spec.in_dataset)[i][0] for i in range(1000, 1000 + args.n)])
+    x = normalise(images)
+    if torch.device(args.device).type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        feats = [np.concatenate(p) for p in zip(*batches(
+            lambda b: [pooled(m).double().cpu().numpy() for m in net.layer_maps(b)], x, 64))]
+    labels = np.arange(args.n) % spec.num_classes
+    maha = MahalanobisFull().fit(feats, labels, spec.num_classes)
+    fssd = FSSD().fit(net, (3, 32, 32), 42, args.device, len(spec.feature_layers))
+
+    def forward(x):
+        with torch.inference_mode():
+            batches(model, x, 128)
+    rows = {
+        "forward": forward,
+        "ODIN, one (T, eps)": lambda x: batches(lambda b: odin_batch(model, b, 1000, 0.0014,
+                                                                     std), x, 32),
+        "Mahalanobis + input processing, one eps, all at once": lambda x: maha.grid_scores(
+            net, x, std, [0.0014]),
+        f"Mahalanobis + input processing, one eps, chunks of {CHUNK}": lambda x: maha.grid_scores(
+            net, x, std, [0.0014], CHUNK),
+        f"FSSD + input processing, one eps, chunks of {CHUNK}": lambda x: fssd.grid_scores(
+            net, x, std, [0.01], CHUNK),
+        f"Mahalanobis grid ({len(LEE_MAGNITUDES)})": lambda x: maha.grid_scores(
+            net, x, std, list(LEE_MAGNITUDES), CHUNK),
+        f"FSSD grid ({len(FSSD_MAGNITUDES)})": lambda x: fssd.grid_scores(
+            net, x, std, list(FSSD_MAGNITUDES), CHUNK),
+    }
+    print(f"{args.n} CIFAR-10 test images, {args.nn}, {args.device}, "
+          f"{torch.get_num_threads()} threads")
+    base = None
+    for name, function in rows.items():
+        seconds = timed(function, x)
+        base = base or seconds
+        print(f"{name:58} {1e3 * seconds / args.n:8.1f} ms/img {seconds / base:6.1f} x forward",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
