@@ -119,6 +119,15 @@ def cached_rows(key, indices, compute, refresh=False, what=None):
     return arrays, False
 
 
+def load_arrays(key):
+    """{name: array} of a valid entry made by ``save_arrays``, else None."""
+    return _load_arrays(key)
+
+
+def save_arrays(key, **arrays):
+    _save_arrays(key, **arrays)
+
+
 def load_array(key):
     """The array of a valid entry made by ``save_array`` or ``cached_array``, else None."""
     arrays = _load_arrays(key)

@@ -71,6 +71,8 @@ METHOD_FLAGS = {
     "top_m": (int, "gen: the M largest probabilities summed (default 10)"),
     "dim": (int, "vim: principal subspace dimension (default: the paper's rule, half of a "
                  "width under 768)"),
+    "subsample": (int, "laood: class-balanced training images its One-Class SVMs are fitted "
+                       "on (default 5000; the paper: all 50,000)"),
 }
 
 

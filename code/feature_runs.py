@@ -7,13 +7,14 @@ pass has to run, takes every image set's features from the cache where it can
 (features.py), and fits each detector once on the training set's features.
 """
 import time
+from dataclasses import replace
 
 import features
 import runtime
 import scorefiles
 from assets import Unavailable
 from datasets import cifar, content_digest
-from models import get_spec, load_model, weights_sha256
+from models import conv_layers, get_spec, load_model, weights_sha256
 from paths import UserError
 
 
@@ -27,7 +28,7 @@ class FeatureScorer:
         self.spec, self.options = get_spec(nn), options
         self.weights = weights_sha256(nn)
         self.device = options.device
-        self._model = self._head = self._train = None
+        self._model = self._head = None
         self._digests, self._fitted, self._features = {}, {}, {}
 
     def model(self):
@@ -43,19 +44,27 @@ class FeatureScorer:
             self._head = features.head_of(load_model(self.spec.name, "cpu")[0])
         return self._head
 
-    def features(self, dataset, indices, name):
+    def layer_spec(self, layers):
+        """The model's spec reading ``layers``: None, the declared feature layers; "conv",
+        every convolution (models.conv_layers, LA-OOD's)."""
+        if layers is None:
+            return self.spec
+        return replace(self.spec, feature_layers=conv_layers(self.spec.build()))
+
+    def features(self, dataset, indices, name, layers=None):
         """Features of ``dataset`` (called ``name``: a set name, with its seed) at
-        ``indices`` (a range): kept in memory for the next run, else from the cache when it
-        has them (unless --no-cache), else computed."""
-        memo = (name, indices.start, indices.stop)
+        ``indices`` (a range), with the layers ``layers`` (layer_spec): kept in memory for
+        the next run, else from the cache when it has them (unless --no-cache), else
+        computed."""
+        memo = (name, indices.start, indices.stop, layers)
         if memo not in self._features:
             if name not in self._digests:
                 self._digests[name] = content_digest(dataset)
-            key = features.feature_key(self.spec, self.weights, self._digests[name],
-                                       self.device)
+            spec = self.layer_spec(layers)
+            key = features.feature_key(spec, self.weights, self._digests[name], self.device)
             batch = max(self.options.batch_size, 128)   # inference only: larger is faster
             self._features[memo], _ = features.features_of(
-                self.model, self.spec, key, dataset, indices, self.device, batch, desc=name,
+                self.model, spec, key, dataset, indices, self.device, batch, desc=name,
                 refresh=not self.options.use_cache)
         return self._features[memo]
 
@@ -67,12 +76,10 @@ class FeatureScorer:
             raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
                             f"{self.spec.name}, which is not here: {e}") from None
 
-    def train_features(self, method):
+    def train_features(self, method, layers=None):
         """Features of the whole training set, needed by ``method``'s fit."""
-        if self._train is None:
-            train = self.training_set(method)
-            self._train = self.features(train, range(len(train)), f"{self.spec.in_dataset} train")
-        return self._train
+        train = self.training_set(method)
+        return self.features(train, range(len(train)), f"{self.spec.in_dataset} train", layers)
 
     def fitted(self, settings):
         """The detector of ``settings``, fitted once per (method, parameters)."""
@@ -82,7 +89,7 @@ class FeatureScorer:
             width = self.head().weight.shape[1]
             if detector.needs_training:
                 detector.check(width, len(self.training_set(settings.method)))
-                train = self.train_features(settings.method)
+                train = self.train_features(settings.method, detector.layers)
             else:
                 detector.check(width, None)
                 train = None
@@ -97,8 +104,8 @@ class FeatureScorer:
         detector = self.fitted(settings)
         seed = f" seed {settings.seed}" if plan.ood_set.kind == "noise" else ""
         seed_name = settings.out_dataset + seed
-        ins = self.features(plan.ind, plan.indices, spec.in_dataset)
-        outs = self.features(plan.ood, plan.indices, seed_name)
+        ins = self.features(plan.ind, plan.indices, spec.in_dataset, detector.layers)
+        outs = self.features(plan.ood, plan.indices, seed_name, detector.layers)
         temperature = output_temperature(detector)
         tag = detector.label
         scorefiles.write_scores(plan.folder / scorefiles.SCORE_DIR, temperature, 0.0, {
@@ -110,6 +117,11 @@ class FeatureScorer:
                     first_index=plan.indices.start, images_per_side=len(plan.indices),
                     accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
                     device=str(self.device), seconds=round(time.time() - started, 1))
+        if hasattr(detector, "deciding"):     # LA-OOD: the layer that judged each image
+            for side, values in (("In", ins), ("Out", outs)):
+                (plan.folder / f"deciding_layer_{side}.txt").write_text(
+                    "\n".join(detector.deciding(values)) + "\n")
+            info["layers_left_out"] = getattr(detector, "unfit", {})
         scorefiles.write_run_info(plan.folder, info)
         return info
 

@@ -51,6 +51,17 @@ RESNET_LAYERS = (FeatureLayer("stem", "bn1", relu=True), FeatureLayer("layer1", 
 WRN_LAYERS = (FeatureLayer("conv1", "conv1"), FeatureLayer("block1", "block1"),
               FeatureLayer("block2", "block2"), FeatureLayer("block3", "relu"))
 CLASSIFIER = "fc"   # every network here: its input is the penultimate feature
+SHORTCUTS = ("downsample", "convShortcut")   # the 1x1 projection shortcuts' module names
+
+
+def conv_layers(model):
+    """LA-OOD's layers of a network (SPEC-laood; the authors' get_inter_outputs): every
+    convolution's raw output, before the BatchNorm that follows it, in the order the network
+    defines them, without the 1x1 projection shortcuts (their ResNet-34 leaves them out). The
+    logits are one more layer, which the feature pass keeps anyway."""
+    return tuple(FeatureLayer(name, name) for name, module in model.named_modules()
+                 if isinstance(module, torch.nn.Conv2d)
+                 and not any(part in SHORTCUTS for part in name.split(".")))
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class ModelSpec:
     origin: str                     # who trained the weights, and their licence
     rename: tuple = ()              # (old key prefix, new key prefix) pairs
     feature_layers: tuple = DENSENET_LAYERS
+    laood_layers: int = 100         # conv_layers + the logits: DenseNet-BC-100's 99 + 1
 
     @property
     def num_classes(self):
@@ -99,10 +111,10 @@ MODELS = {spec.name: spec for spec in [
     ModelSpec("densenet100", "DenseNet-BC-100", "CIFAR-100", _densenet(100), ODIN_MEAN, ODIN_STD,
               ODIN_RELEASE),
     ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE, feature_layers=WRN_LAYERS),
+              ODIN_RELEASE, feature_layers=WRN_LAYERS, laood_layers=26),
     ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
               ODIN_RELEASE + "; the release README links it to the same key as wideresnet10",
-              feature_layers=WRN_LAYERS),
+              feature_layers=WRN_LAYERS, laood_layers=26),
     ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
               DICE_MEAN, DICE_STD,
               "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
@@ -113,12 +125,14 @@ MODELS = {spec.name: spec for spec in [
               ODIN_MEAN, ODIN_STD, "Necas, independent DenseNet-BC-100 training (BSD-3)"),
     *[ModelSpec(f"resnet{d}", f"ResNet-{d}", "CIFAR-10", _resnet(d, 10, "A"),
                 IMAGENET_MEAN, IMAGENET_STD, AKAMASTER,
-                rename=(("module.", ""), ("linear.", "fc.")), feature_layers=RESNET_LAYERS)
+                rename=(("module.", ""), ("linear.", "fc.")), feature_layers=RESNET_LAYERS,
+                laood_layers=d)
       for d in (20, 32, 44, 56)],
     ModelSpec("resnet56_cifar100", "ResNet-56", "CIFAR-100", _resnet(56, 100, "B"),
               CIFAR100_MEAN, CIFAR100_STD,
               "chenyaofo/pytorch-cifar-models (BSD-3), "
-              "https://github.com/chenyaofo/pytorch-cifar-models", feature_layers=RESNET_LAYERS),
+              "https://github.com/chenyaofo/pytorch-cifar-models", feature_layers=RESNET_LAYERS,
+              laood_layers=56),
 ]}
 
 

@@ -80,11 +80,11 @@ MUTATIONS = [
     ("Mahalanobis in full: sign(0) = 0", "code/detectors/mahalanobis_full.py",
      "return -torch.where(gradient >= 0, 1.0, -1.0) / std", "return -torch.sign(gradient) / std"),
     ("FSSD: gradient not centred", "code/detectors/fssd.py",
-     "gradient = (gradient - gradient.mean()) / gradient.std()",
-     "gradient = gradient / gradient.std()"),
+     "return (gradient - gradient.mean()) / gradient.std() / std",
+     "return gradient / gradient.std() / std"),
     ("FSSD: step away from the singularity", "code/detectors/fssd.py",
-     "loss = -self.layer_score(layer, output).mean()",
-     "loss = self.layer_score(layer, output).mean()"),
+     "return -self.layer_score(layer, output).sum()",
+     "return self.layer_score(layer, output).sum()"),
     ("Deep Ensemble: MSP of the mean softmax", "code/detectors/deep_ensemble.py",
      "return torch.stack([max_softmax(model, inputs) for model in models]).mean(dim=0)",
      "return torch.stack([F.softmax(m(inputs), 1) for m in models]).mean(0).max(1).values"),
@@ -103,6 +103,14 @@ MUTATIONS = [
      '    optimiser.load_state_dict(saved["optimiser"])\n', ""),
     ("outliers: test-set duplicates kept", "code/greysets.py",
      "return outliers[kept]", "return outliers"),
+    # Mahalanobis in full and FSSD on CIFAR networks (compare.py --layerwise)
+    ("layerwise: TIN val rows validated on the tested set", "code/layerwise_runs.py",
+     'held_out = own if row.validation == "ood" else tin', "held_out = own"),
+    ("FSSD: the loss a mean per chunk", "code/detectors/fssd.py",
+     "return -self.layer_score(layer, output).sum()",
+     "return -self.layer_score(layer, output).mean()"),
+    ("LayerMaps: the whole network always runs", "code/features.py",
+     "                    raise _Reached\n", "                    pass\n"),
 ]
 
 

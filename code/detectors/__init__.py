@@ -4,6 +4,7 @@ from detectors.ash import ASH
 from detectors.energy import Energy
 from detectors.gen import GEN
 from detectors.knn import KNN
+from detectors.laood import LAOOD
 from detectors.mahalanobis import Mahalanobis
 from detectors.maxlogit import MaxLogit
 from detectors.msp import MSP
@@ -14,7 +15,7 @@ from detectors.vim import ViM
 from paths import UserError
 
 DETECTORS = {d.name: d for d in (ODIN, MSP, Energy, MaxLogit, GEN, Mahalanobis,
-                                 RelativeMahalanobis, KNN, ReAct, ViM, ASH)}
+                                 RelativeMahalanobis, KNN, ReAct, ViM, ASH, LAOOD)}
 FEATURE_DETECTORS = tuple(name for name, d in DETECTORS.items() if not d.needs_gradient)
 
 

@@ -23,6 +23,7 @@ class Detector:
     valid = {}                # hyper-parameter -> (test of a value, what it must be)
     needs_training = False    # fit() reads training-set features
     needs_gradient = False    # scores need the model and input gradients, not features
+    layers = None             # the layers it reads: None, the declared ones; "conv", LA-OOD's
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.defaults))

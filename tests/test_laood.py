@@ -1,0 +1,98 @@
+"""LA-OOD's parts on cases checked by eye: data shifting on a disc, the per-layer One-Class
+SVM as arrays, the layer-adaptive maximum and the deciding layer, unfittable layers."""
+import numpy as np
+import pytest
+from sklearn.svm import OneClassSVM
+
+from detectors import laood
+from models import MODELS, conv_layers
+
+
+def disc(n=3000, seed=0):
+    """Points uniform in the unit disc."""
+    rng = np.random.RandomState(seed)
+    radius, angle = np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    return np.c_[radius * np.cos(angle), radius * np.sin(angle)]
+
+
+def test_edge_points_of_a_disc_lie_on_its_rim_and_are_shifted_outward():
+    x = disc()
+    edge, units, shift = laood.edge_points(x)
+    radius = np.linalg.norm(x, axis=1)
+    assert 20 < edge.sum() < 600                      # a rim, not the whole disc
+    assert radius[edge].min() > 0.85                  # only points near the rim
+    assert np.median(radius[~edge]) < 0.75
+    # the normal of a rim point points away from the centre
+    outward = np.einsum("nd,nd->n", units[edge], x[edge] / radius[edge, None])
+    assert outward.min() > 0.8
+    assert 0 < shift < 0.2                            # about a neighbour's distance
+    shifted = laood.pseudo_outliers(x)
+    assert len(shifted) == edge.sum()
+    assert np.mean(np.linalg.norm(shifted, axis=1) > 1) > 0.9   # pseudo-outliers: outside
+
+
+def test_neighbour_count_follows_the_papers_rule():
+    assert laood.neighbours_k(15000) == 21
+    assert laood.neighbours_k(1000) == 15
+
+
+def test_layer_fit_scores_as_sklearn_does():
+    rng = np.random.RandomState(1)
+    features = rng.normal(2.0, 3.0, (400, 5))
+    fit = laood.fit_layer(features)
+    assert fit.nu in laood.NUS and fit.gamma in laood.GAMMAS
+    svm = OneClassSVM(kernel="rbf", nu=fit.nu, gamma=fit.gamma).fit(
+        (features - features.mean(0)) / features.std(0))
+    probe = rng.normal(2.0, 6.0, (50, 5))
+    expected = -svm.decision_function((probe - features.mean(0)) / features.std(0))
+    np.testing.assert_allclose(fit.ood_scores(probe), expected, rtol=1e-6, atol=1e-9)
+    # far from the training features = more OOD
+    assert fit.ood_scores(probe * 10).mean() > fit.ood_scores(features[:50]).mean()
+
+
+def test_the_maximum_over_layers_and_the_deciding_layer():
+    scores = np.array([[0.1, 0.5, -1.0],
+                       [2.0, 0.0, 0.0],
+                       [-3.0, -2.0, -0.5]])
+    combined, deciding = laood.combine(scores)
+    np.testing.assert_array_equal(combined, [-0.5, -2.0, 0.5])   # higher = in-distribution
+    np.testing.assert_array_equal(deciding, [1, 0, 2])
+
+
+def test_a_constant_layer_is_unfit_not_a_crash():
+    with pytest.raises(laood.Unfit, match="constant"):
+        laood.fit_layer(np.ones((100, 4)))
+
+
+def test_a_non_converging_svm_is_unfit(monkeypatch):
+    monkeypatch.setattr(laood, "MAX_ITER", 1)
+    with pytest.raises(laood.Unfit, match="did not converge"):
+        laood.fit_layer(np.random.RandomState(0).normal(size=(300, 3)))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_architecture_has_its_declared_laood_layers(name):
+    """Every convolution but the projection shortcuts, plus the logits: DenseNet-BC-100 100,
+    ResNet-d d, WRN-28-10 26, as the registry declares."""
+    spec = MODELS[name]
+    layers = conv_layers(spec.build())
+    assert len(layers) + 1 == spec.laood_layers
+    assert not any("downsample" in f.module or "Shortcut" in f.module for f in layers)
+
+
+def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, capsys):
+    """main.py --method laood on ResNet-20 (20 layers: 19 convolutions and the logits), fitted
+    on 300 training images: a run folder calMetric reads, the deciding layer of every image,
+    and Uniform noise caught (a sign error gives an AUROC near 0)."""
+    import main
+    import scorefiles
+    from calMetric import run_metrics
+    args = ["--nn", "resnet20", "--method", "laood", "--subsample", "300", "--out_dataset",
+            "Uniform", "--max-images", "100", "--gpu", "-1"]
+    assert main.main(args) == 0
+    folder = private_outputs / "runs" / "resnet20_Uniform_laood_subsample300_seed0_n100"
+    assert scorefiles.complete(folder, ("LA-OOD",))
+    assert run_metrics(folder)["LA-OOD"]["AUROC"] > 0.95
+    deciding = (folder / "deciding_layer_Out.txt").read_text().split()
+    assert len(deciding) == 100 and set(deciding) <= {f.name for f in conv_layers(
+        MODELS["resnet20"].build())} | {"logits"}
