@@ -178,6 +178,7 @@ ITEMS_BY_NAME = {item.name: item for item in ITEMS}
 # Sets built at setup from an installed item (rebuild.py): name -> the item they come from.
 REBUILT = {"TIN_crop": "tinyimagenet-test", "TIN_resize": "tinyimagenet-test",
            "TIN_val": "tinyimagenet-val",
+           "TIN_lanczos": "tinyimagenet-test",   # LA-OOD's Tiny-ImageNet
            # 28x28 grey sets of the Fashion-MNIST benchmark (greysets.py)
            "CIFAR10_grey": "cifar10", "TIN_grey": "tinyimagenet-test",
            "TIN_val_grey": "tinyimagenet-val"}

@@ -43,7 +43,8 @@ class ArrayImages(Dataset):
 class NoiseImages(Dataset):
     """The release's synthetic OOD sets, seeded per image so any batching repeats.
 
-    Gaussian: ``clip(N(0.5, 1), 0, 1)``; Uniform: ``U[0, 1)``; image ``i`` is drawn
+    Gaussian: ``clip(N(0.5, 1), 0, 1)``; Uniform: ``U[0, 1)``; PureColour (LA-OOD's): one
+    colour per image, each channel floor(255 U[0, 1)) / 255; image ``i`` is drawn
     from ``numpy.random.default_rng([seed, i])``.
     """
 
@@ -57,6 +58,9 @@ class NoiseImages(Dataset):
         rng = np.random.default_rng([self.seed, i])
         if self.kind == "Gaussian":
             image = np.clip(rng.standard_normal(self.shape, dtype=np.float32) + 0.5, 0, 1)
+        elif self.kind == "PureColour":   # LA-OOD's: uint8(U[0, 1) * 255) per channel
+            colour = np.floor(rng.random(self.shape[0]) * 255).astype(np.float32) / 255
+            image = np.broadcast_to(colour[:, None, None], self.shape).copy()
         else:
             image = rng.random(self.shape, dtype=np.float32)
         return torch.from_numpy(image), -1
@@ -156,6 +160,7 @@ class OODSet:
     kind: str        # 'release', 'rebuilt', 'noise', 'idx'
     origin: str
     tuning_only: bool = False   # a validation OOD set: never a row of a results table
+    in_tables: bool = True      # a column of the ODIN and comparison tables (table.py)
 
 
 OOD_SETS = {s.name: s for s in [
@@ -173,6 +178,12 @@ OOD_SETS = {s.name: s for s in [
     OODSet("TIN_val", "Tiny-ImageNet val (resize)", "rebuilt",
            "Tiny-ImageNet validation split resized (code/rebuild.py); for tuning only",
            tuning_only=True),
+    # LA-OOD's own sets (reproduce_laood.sh), not columns of the ODIN tables
+    OODSet("TIN_lanczos", "Tiny-ImageNet (Lanczos resize, rebuilt)", "rebuilt",
+           "the Tiny-ImageNet test split resized as LA-OOD's code (code/rebuild.py)",
+           in_tables=False),
+    OODSet("PureColour", "Pure colour", "noise", "synthetic, seeded: one RGB colour per image, "
+           "as LA-OOD's", in_tables=False),
     OODSet("MNIST", "MNIST", "idx", "MNIST test set"),
     OODSet("FashionMNIST", "Fashion-MNIST", "idx", "Fashion-MNIST test set"),
 ]}

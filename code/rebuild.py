@@ -15,6 +15,10 @@ recipe, deterministically, and are named differently (``TIN_crop``,
 * resize: PIL's BOX filter, which for 64 -> 32 is the exact mean of each 2x2 block;
 * saved as lossless PNG, ``<set>/test/<i:05d>.png``, so ImageFolder order is index order.
 
+``TIN_lanczos`` is LA-OOD's Tiny-ImageNet: the same test images resized with PIL's LANCZOS
+filter, as the LA-OOD authors' generate_datasets.py (torchvision Resize([32, 32], LANCZOS)
+on the RGB-converted images; greyscale ones kept, converted).
+
 ``TIN_val`` is the same resize recipe applied to the 10,000 Tiny-ImageNet
 *validation* images (``val_0 .. val_9999``): an OOD set for choosing T and eps
 that no test set shares an image with (tune.py's transfer mode).
@@ -59,6 +63,8 @@ def transform(image, recipe, corner):
     if recipe == "TIN_crop":
         top, left = (int(v) for v in corner)
         return image.crop((left, top, left + SIZE, top + SIZE))
+    if recipe == "TIN_lanczos":
+        return image.resize((SIZE, SIZE), Image.LANCZOS)
     return image.resize((SIZE, SIZE), Image.BOX)
 
 

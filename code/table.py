@@ -65,7 +65,7 @@ class Choice:
 
 
 def tested_sets():
-    return [name for name, spec in OOD_SETS.items() if not spec.tuning_only]
+    return [name for name, spec in OOD_SETS.items() if spec.in_tables and not spec.tuning_only]
 
 
 def default_settings(nn):

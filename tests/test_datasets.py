@@ -9,6 +9,7 @@ from PIL import Image
 import datasets
 import greysets
 import rebuild
+import table
 from assets import REBUILT
 from paths import UserError
 
@@ -89,6 +90,8 @@ def test_tin_recipes():
     small = np.asarray(rebuild.transform(image, "TIN_resize", None)).astype(int)
     blocks = np.asarray(image).astype(float).reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
     assert np.abs(small - blocks).max() <= 1            # a 2x2 box mean, rounded
+    lanczos = np.asarray(rebuild.transform(image, "TIN_lanczos", None))
+    assert np.array_equal(lanczos, np.asarray(image.resize((32, 32), Image.LANCZOS)))
 
 
 def test_built_sets_hold_the_recipe_of_each_source_image(installed):
@@ -104,6 +107,8 @@ def test_built_sets_hold_the_recipe_of_each_source_image(installed):
             if name == "TIN_crop":
                 top, left = corners[i]
                 expected = expected[top:top + 32, left:left + 32]
+            elif name == "TIN_lanczos":
+                expected = np.asarray(source.resize((32, 32), Image.LANCZOS))
             else:
                 expected = expected.reshape(32, 2, 32, 2, 3).mean(axis=(1, 3))
             got = built[i][0].permute(1, 2, 0).numpy().astype(float)
@@ -136,3 +141,23 @@ def test_grey_sets_hold_each_source_image_grey_at_28(installed):
                 source = Image.open(rebuild.tin_images(REBUILT[name])[i])
             expected = np.asarray(source.convert("L").resize((28, 28), Image.BILINEAR))
             assert np.array_equal(built[i, 0].numpy(), expected), (name, i)
+
+
+def test_pure_colour_images_are_one_seeded_colour_each():
+    """LA-OOD's pure-colour set: every pixel of image i the same colour, each channel
+    floor(255 u) / 255 (the authors' uint8 cast of U[0, 1) * 255: 0..254), seeded per image."""
+    images = datasets.ood_dataset("PureColour", seed=3)
+    assert len(images) == 10000
+    colours = []
+    for i in (0, 1, 777):
+        image, _ = images[i]
+        assert image.shape == (3, 32, 32)
+        colour = image[:, 0, 0]
+        assert torch.equal(image, colour[:, None, None].expand(3, 32, 32))
+        levels = colour * 255
+        assert torch.allclose(levels, levels.round(), atol=1e-4) and levels.max() <= 254
+        colours.append(colour)
+        assert torch.equal(datasets.ood_dataset("PureColour", seed=3)[i][0], image)
+    assert not torch.equal(colours[0], colours[1])
+    assert not torch.equal(datasets.ood_dataset("PureColour", seed=4)[0][0], colours[0])
+    assert "PureColour" not in table.tested_sets() and "TIN_lanczos" not in table.tested_sets()

@@ -216,6 +216,7 @@ class LAOOD(Detector):
                             f"images), got {self.params['subsample']}")
 
     def fit(self, train, head):
+        self.check(None, len(train))
         chosen = balanced_subsample(train.labels, int(self.params["subsample"]))
         columns = {**train.layers, "logits": train.logits}
         jobs = Parallel(n_jobs=JOBS, return_as="generator")(
