@@ -14,10 +14,10 @@ LAYERS = {
     1: ("assets", "fetch", "rebuild"),
     2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet", "lenet", "greysets"),
     3: ("calData", "cache", "metrics", "features", "detectors"),
-    4: ("runs", "tuning", "feature_runs", "fssd_bench", "layerwise_runs"),
-    5: ("calMetric", "figures", "fssd_report"),
+    4: ("runs", "tuning", "feature_runs", "fssd_bench", "layerwise_runs", "laood_runs"),
+    5: ("calMetric", "figures", "fssd_report", "laood_report"),
     6: ("cli", "main", "tune", "table", "compare", "get_data", "convert_checkpoint", "train",
-        "fssd_table"),
+        "fssd_table", "laood_table"),
 }
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
 CODE = ROOT / "code"
