@@ -93,6 +93,19 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     folder = private_outputs / "runs" / "resnet20_Uniform_laood_subsample300_seed0_n100"
     assert scorefiles.complete(folder, ("LA-OOD",))
     assert run_metrics(folder)["LA-OOD"]["AUROC"] > 0.95
+    layers = [f.name for f in conv_layers(MODELS["resnet20"].build())] + ["logits"]
     deciding = (folder / "deciding_layer_Out.txt").read_text().split()
-    assert len(deciding) == 100 and set(deciding) <= {f.name for f in conv_layers(
-        MODELS["resnet20"].build())} | {"logits"}
+    assert len(deciding) == 100 and set(deciding) <= set(layers)
+    # the report, from the same cached features and fits: both conventions, each layer alone
+    import laood_table
+    from paths import figures_dir, results_dir
+    assert laood_table.main(["--nn", "resnet20", "--subsample", "300", "--sets", "Uniform",
+                             "PureColour", "--max-images", "100", "--gpu", "-1"]) == 0
+    md = (results_dir() / "laood_resnet20.md").read_text()
+    assert "| Uniform Noise |" in md and "| Pure colour |" in md
+    rows = (results_dir() / "laood_resnet20.csv").read_text().splitlines()
+    assert len(rows) == 5                     # a header, two sets x two conventions
+    per_layer = (results_dir() / "laood_resnet20_layers.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in per_layer[1:]] == layers
+    for name in ("layers", "deciding"):
+        assert (figures_dir() / f"laood_resnet20_{name}.png").stat().st_size > 10000
