@@ -72,8 +72,43 @@ def markdown(nn, spec, detector, rows, why_not, timings):
     if why_not:
         lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
                                           for s, r in why_not.items()]
+    lines += beside(nn, rows)
     lines += ["", "Wall time: " + "; ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + "."]
     return "\n".join(lines) + "\n"
+
+
+def comparison(nn):
+    """{(set, detector): {metric: %}} of the model's comparison table
+    (results/detectors_<nn>.csv, compare.py: the same images), or {} if it has none."""
+    path = results_dir() / f"detectors_{nn}.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {(r["ood_set"], r["detector"]): r for r in csv.DictReader(f) if r["detector"]}
+
+
+def beside(nn, rows):
+    """Markdown: LA-OOD's AUROC and FPR95 (in positive) beside every detector of the
+    comparison table, on the sets both have."""
+    others = comparison(nn)
+    sets = [s for s in rows if any(k[0] == s for k in others)]
+    if not sets:
+        return [f"(No comparison table results/detectors_{nn}.csv to set LA-OOD beside: "
+                f"bash scripts/compare_detectors.sh {nn}.)"]
+    detectors = list(dict.fromkeys(d for s, d in others if s in sets))
+    lines = []
+    for metric in ("AUROC", FPR):
+        lines += ["", f"**{metric}** beside the comparison table's detectors "
+                  f"(results/detectors_{nn}.md; the same images)", "",
+                  "| detector | " + " | ".join(OOD_SETS[s].label for s in sets) + " |",
+                  "|---|" + "---|" * len(sets)]
+        for d in detectors:
+            lines.append(f"| {d} | " + " | ".join(
+                f"{float(others[s, d][metric]):.1f}" if (s, d) in others else ""
+                for s in sets) + " |")
+        lines.append("| **LA-OOD** | " + " | ".join(
+            f"**{100 * rows[s]['ours'][metric]:.1f}**" for s in sets) + " |")
+    return lines
 
 
 def write_tables(nn, spec, detector, rows, aurocs, why_not, timings):

@@ -109,3 +109,14 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     assert [line.split(",")[0] for line in per_layer[1:]] == layers
     for name in ("layers", "deciding"):
         assert (figures_dir() / f"laood_resnet20_{name}.png").stat().st_size > 10000
+
+
+def test_a_corrupt_fit_cache_entry_is_recomputed(private_outputs, capsys):
+    features = np.random.RandomState(2).normal(size=(300, 3))
+    first = laood.cached_fit(features)
+    (entry,) = list((private_outputs / "runs" / ".cache").glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:100])           # a write cut short
+    again = laood.cached_fit(features)
+    assert "recomputing" in capsys.readouterr().out
+    np.testing.assert_array_equal(again.support_vectors, first.support_vectors)
+    assert again.gamma == first.gamma and isinstance(again.gamma, float)
