@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import runs
-from datasets import cifar, get_ood_set, ood_dataset
+from datasets import cifar
 from detectors.laood import LAOOD, combine
 from feature_runs import FeatureScorer
-from paths import UserError
 
 
 @dataclass
@@ -49,16 +48,10 @@ def evaluate(nn, options, names, subsample, seed=0, skip=runs.HELD_OUT, max_imag
     detector.fit(train, None)
     timings["fits"] = time.time() - started
     in_set = cifar(spec.in_dataset)
-    results, why_not = {}, {}
+    results = {}
     started = time.time()
-    for name in names:
-        try:
-            ood = ood_dataset(name, seed)
-            indices = runs.scored_range(in_set, ood, name, skip, max_images)
-        except UserError as e:
-            why_not[name] = str(e)
-            continue
-        label = name + (f" seed {seed}" if get_ood_set(name).kind == "noise" else "")
+    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images)
+    for name, (ood, indices, label) in found.items():
         ins = scorer.features(in_set, indices, spec.in_dataset, layers="conv")
         outs = scorer.features(ood, indices, label, layers="conv")
         results[name] = LayerScores(name, indices, detector.layer_scores(ins),

@@ -115,22 +115,25 @@ class LayerwiseScorer:
                 fitted = MahalanobisFull().fit([train.layers[f.name] for f in
                                                 self.spec.feature_layers],
                                                train.labels, self.spec.num_classes)
-                fit = {"train": self.digest(self.features.training_set(method))}
+                fit = {"train": self.digest(f"{self.spec.in_dataset} train",
+                                            self.features.training_set(method))}
             else:
                 fitted = FSSD().fit(self.net(), (3, 32, 32), NOISE_SEED, self.device, layers)
                 fit = {"noise_seed": NOISE_SEED, "noise_count": NOISE_COUNT}
             self._fitted[method] = fitted, fit
         return self._fitted[method]
 
-    def digest(self, dataset):
-        if id(dataset) not in self._digests:
-            self._digests[id(dataset)] = content_digest(dataset)
-        return self._digests[id(dataset)]
+    def digest(self, name, dataset):
+        """The content digest of the set called ``name`` (with its seed), once per set (not
+        per object: the id of a freed dataset can be another's)."""
+        if name not in self._digests:
+            self._digests[name] = content_digest(dataset)
+        return self._digests[name]
 
     def key(self, method, images, magnitude, fit):
         return cache.key_of(
             what="layerwise-scores", method=method, weights=self.features.weights,
-            images=self.digest(images.dataset), first=images.indices.start,
+            images=self.digest(images.name, images.dataset), first=images.indices.start,
             stop=images.indices.stop, magnitude=magnitude, mean=list(self.spec.mean),
             std=list(self.spec.std), layers=[(f.name, f.module, f.relu) for f in
                                              self.spec.feature_layers],
@@ -187,15 +190,9 @@ def tested_sets(in_set, names, seed, skip, max_images):
         raise UserError(f"Mahalanobis in full and FSSD hold out the first {VALIDATION} images "
                         f"of each set for their validation; --skip must be at least "
                         f"{VALIDATION}, got {skip}")
-    tested, why_not = {}, {}
-    for name in names:
-        try:
-            ood = ood_dataset(name, seed)
-            indices = runs.scored_range(in_set, ood, name, skip, max_images)
-        except UserError as e:
-            why_not[name] = str(e)
-            continue
-        label = name + (f" seed {seed}" if get_ood_set(name).kind == "noise" else "")
+    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images)
+    tested = {}
+    for name, (ood, indices, label) in found.items():
         tested[name] = Tested(name, ImageRange(label, ood, indices),
                               ImageRange(label, ood, range(VALIDATION)))
     return tested, why_not

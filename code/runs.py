@@ -162,6 +162,22 @@ def plan(settings, out_dir=None):
                 writable_folder(out_dir if out_dir else run_folder(settings)))
 
 
+def ood_ranges(ind, names, seed, skip, max_images):
+    """({name: (the OOD set, the image indices a run scores, its name with the noise seed)},
+    {name: why it cannot run}) for the OOD sets ``names`` against the test set ``ind``."""
+    found, why_not = {}, {}
+    for name in names:
+        try:
+            ood = ood_dataset(name, seed)
+            indices = scored_range(ind, ood, name, skip, max_images)
+        except UserError as e:
+            why_not[name] = str(e)
+            continue
+        label = name + (f" seed {seed}" if get_ood_set(name).kind == "noise" else "")
+        found[name] = ood, indices, label
+    return found, why_not
+
+
 def scored_range(ind, ood, out_dataset, skip, max_images):
     """The image indices a run scores on both sides: from ``skip`` to the smaller set's end,
     at most ``max_images`` of them."""
