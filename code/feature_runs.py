@@ -28,7 +28,7 @@ class FeatureScorer:
         self.spec, self.options = get_spec(nn), options
         self.weights = weights_sha256(nn)
         self.device = options.device
-        self._model = self._head = None
+        self._model = self._head = self._conv_spec = None
         self._digests, self._fitted, self._features = {}, {}, {}
 
     def model(self):
@@ -49,7 +49,9 @@ class FeatureScorer:
         every convolution (models.conv_layers, LA-OOD's)."""
         if layers is None:
             return self.spec
-        return replace(self.spec, feature_layers=conv_layers(self.spec.build()))
+        if self._conv_spec is None:     # building the network only to list its layers: once
+            self._conv_spec = replace(self.spec, feature_layers=conv_layers(self.spec.build()))
+        return self._conv_spec
 
     def features(self, dataset, indices, name, layers=None):
         """Features of ``dataset`` (called ``name``: a set name, with its seed) at

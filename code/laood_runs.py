@@ -43,9 +43,7 @@ def evaluate(nn, options, names, subsample, seed=0, skip=runs.HELD_OUT, max_imag
     train = scorer.train_features("laood", layers="conv")
     timings["training features"] = time.time() - started
     started = time.time()
-    detector = LAOOD(subsample=subsample)
-    detector.check(None, len(train))
-    detector.fit(train, None)
+    detector = LAOOD(subsample=subsample).fit(train, None)   # fit() checks the subsample
     timings["fits"] = time.time() - started
     in_set = cifar(spec.in_dataset)
     results = {}
