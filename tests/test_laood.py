@@ -1,11 +1,16 @@
 """LA-OOD's parts on cases checked by eye: data shifting on a disc, the per-layer One-Class
 SVM as arrays, the layer-adaptive maximum and the deciding layer, unfittable layers."""
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.svm import OneClassSVM
 
 from detectors import laood
 from models import MODELS, conv_layers
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def disc(n=3000, seed=0):
@@ -96,11 +101,16 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     layers = [f.name for f in conv_layers(MODELS["resnet20"].build())] + ["logits"]
     deciding = (folder / "deciding_layer_Out.txt").read_text().split()
     assert len(deciding) == 100 and set(deciding) <= set(layers)
-    # the report, from the same cached features and fits: both conventions, each layer alone
-    import laood_table
+    # the report by scripts/reproduce_laood.sh (a CI-sized run of it), from the same cached
+    # features and fits: both conventions, each layer alone, the figures
     from paths import figures_dir, results_dir
-    assert laood_table.main(["--nn", "resnet20", "--subsample", "300", "--sets", "Uniform",
-                             "PureColour", "--max-images", "100", "--gpu", "-1"]) == 0
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce_laood.sh"), "resnet20", "--",
+                           "--subsample", "300", "--sets", "Uniform", "PureColour",
+                           "--max-images", "100", "--gpu", "-1"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "reproduce_laood.sh: resnet20" in done.stdout
+    assert "reused" in done.stdout + done.stderr      # main.py's features, not a second pass
     md = (results_dir() / "laood_resnet20.md").read_text()
     assert "| Uniform Noise |" in md and "| Pure colour |" in md
     rows = (results_dir() / "laood_resnet20.csv").read_text().splitlines()
