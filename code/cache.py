@@ -22,6 +22,7 @@ import torch
 from calData import SCORING_VERSION, Scores
 from digests import array_digest as digest
 from paths import cache_dir, shown
+from shards import by_leader
 
 FIELDS = ("baseline", "odin", "predictions", "labels")
 ENTRY_FORMAT = 1  # of the files below
@@ -49,6 +50,7 @@ def scoring_key(*, what, weights, images, mean, std, device, **settings):
                   device=str(device), scoring_version=SCORING_VERSION, **settings)
 
 
+@by_leader
 def _load_arrays(key):
     """The arrays of a valid entry, else None (a bad entry is reported, never trusted)."""
     path = cache_dir() / f"{key}.npz"
@@ -67,6 +69,7 @@ def _load_arrays(key):
     return arrays
 
 
+@by_leader
 def _save_arrays(key, **arrays):
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,12 @@ class Scores:
         return Scores(self.baseline[part], self.odin[part], self.predictions[part],
                       self.labels[part])
 
+    @staticmethod
+    def join(parts):
+        """The Scores of consecutive parts, one after the other."""
+        return Scores(*(np.concatenate([getattr(p, field) for p in parts])
+                        for field in ("baseline", "odin", "predictions", "labels")))
+
 
 def gradient_sign(model, inputs, temperature):
     """(baseline scores, predictions, sign of the gradient of the ODIN loss) for a batch of

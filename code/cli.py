@@ -4,6 +4,7 @@ rewritten).
 """
 import detectors
 import runtime
+import shards
 from calMetric import add_metrics_flag
 from datasets import OOD_SETS
 from devices import pick_device
@@ -104,7 +105,9 @@ def add_batch_run_flags(parser):
 
 def scoring_options(args):
     """ScoringOptions from the device flags (and --compile / --no-cache where defined)."""
-    return ScoringOptions(device=pick_device(args.gpu, args.device), batch_size=args.batch_size,
+    shards.join()
+    device = shards.agree(lambda: pick_device(args.gpu, args.device, shards.local_rank()))
+    return ScoringOptions(device=device, batch_size=args.batch_size,
                           compile=getattr(args, "compile", "auto"),
                           use_cache=not getattr(args, "no_cache", False))
 

@@ -43,6 +43,7 @@ from metrics import METRICS
 from models import get_spec
 from paths import UserError, figures_dir, report_errors, results_dir, shown
 from scorefiles import read_run_info
+from shards import by_leader
 
 BASELINE, ODIN = "MSP (baseline)", "ODIN"
 # The detectors scored from features; MSP is the ODIN runs' baseline column. LA-OOD's
@@ -164,6 +165,7 @@ def comparison(args):
     return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
 
 
+@by_leader
 def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     """results/detectors_<nn>.md and .csv; returns the markdown."""
     ran = [s for s in table.tested_sets() if any((s, r) in metrics for r in rows)]

@@ -16,6 +16,7 @@ from assets import Unavailable
 from datasets import cifar, content_digest
 from models import conv_layers, get_spec, load_model, weights_sha256
 from paths import UserError
+from shards import by_leader
 
 
 def output_temperature(detector):
@@ -120,12 +121,19 @@ class FeatureScorer:
                     accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
                     device=str(self.device), seconds=round(time.time() - started, 1))
         if hasattr(detector, "deciding"):     # LA-OOD: the layer that judged each image
-            for side, values in (("In", ins), ("Out", outs)):
-                (plan.folder / f"deciding_layer_{side}.txt").write_text(
-                    "\n".join(detector.deciding(values)) + "\n")
+            write_deciding_layers(plan.folder, {side: detector.deciding(values)
+                                                for side, values in (("In", ins), ("Out", outs))})
             info["layers_left_out"] = getattr(detector, "unfit", {})
         scorefiles.write_run_info(plan.folder, info)
         return info
+
+
+@by_leader
+def write_deciding_layers(folder, layers):
+    """deciding_layer_<side>.txt: the name of the deciding layer of each image, a line each;
+    ``layers``: {side: names}."""
+    for side, names in layers.items():
+        (folder / f"deciding_layer_{side}.txt").write_text("\n".join(names) + "\n")
 
 
 def finished(plan):

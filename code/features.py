@@ -19,6 +19,7 @@ from tqdm import tqdm
 import cache
 from calData import normaliser
 from models import CLASSIFIER
+from shards import map_shards
 
 # Part of every feature cache key: bump it when a change here changes what is computed.
 FEATURE_VERSION = 1
@@ -183,9 +184,14 @@ def features_of(get_model, spec, key, dataset, indices, device, batch_size=128, 
     ``get_model()`` gives the prepared model; it is called only when a feature pass has to
     run. ``key`` is ``feature_key(...)`` of the whole dataset: an entry covering a larger
     range serves any range inside it."""
-    def compute(wanted):
-        return extract(get_model(), spec, Subset(dataset, wanted), device, batch_size,
+    def compute(part):
+        return extract(get_model(), spec, Subset(dataset, part), device, batch_size,
                        desc).arrays()
-    arrays, reused = cache.cached_rows(key, indices, compute, refresh=refresh,
+
+    def join(parts):
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    arrays, reused = cache.cached_rows(key, indices, lambda wanted: map_shards(
+                                           compute, wanted, join, f"{desc} features"),
+                                       refresh=refresh,
                                        what=f"{desc} features")
     return Features.from_arrays(arrays), reused

@@ -17,6 +17,7 @@ from sklearn.metrics import roc_curve
 from metrics import exact_metrics
 import scorefiles
 from paths import UserError, figures_dir, report_errors
+from shards import by_leader
 
 plt.switch_backend("Agg")   # files only, never a window
 LABELS = {"Base": "Baseline (T = 1, no perturbation)", "Our": "ODIN"}
@@ -92,6 +93,7 @@ def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
     plt.close(fig)
 
 
+@by_leader
 def draw_tuning(record, name):
     """The heat map of a tuning record (tuning.Tuner.tune): figures/<model>/tuning_<name>.png."""
     temperatures, epsilons = record["temperatures"], record["epsilons"]
@@ -104,6 +106,7 @@ def draw_tuning(record, name):
     return path
 
 
+@by_leader
 def draw_detector_heatmaps(metrics, rows, sets, title, path):
     """AUROC and FPR at 95% TPR of every detector (rows) on every OOD set (columns), side by
     side, each cell annotated; ``metrics``: {(set, row): {metric: value}}, ``sets``:
@@ -148,6 +151,7 @@ def figure_path(nn, name):
     return folder / f"{name}.png"
 
 
+@by_leader
 def draw_runs(folders, quiet=False):
     """ROC and histogram figures of each run folder; returns their paths."""
     written = []

@@ -14,6 +14,7 @@ import numpy as np
 from datasets import OOD_SETS
 from metrics import exact_metrics
 from paths import figures_dir, results_dir
+from shards import by_leader
 
 FPR = "FPR at TPR 95%"
 
@@ -111,6 +112,7 @@ def beside(nn, rows):
     return lines
 
 
+@by_leader
 def write_tables(nn, spec, detector, rows, aurocs, why_not, timings):
     """results/laood_<nn>.md, .csv and _layers.csv; returns the markdown."""
     folder = results_dir()
@@ -135,6 +137,7 @@ def write_tables(nn, spec, detector, rows, aurocs, why_not, timings):
     return text
 
 
+@by_leader
 def draw(nn, spec, detector, results, aurocs):
     """figures/laood_<nn>_layers.png (per-layer AUROC of each set) and
     figures/laood_<nn>_deciding.png (which layer decided, per set); returns both paths."""

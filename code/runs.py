@@ -24,6 +24,7 @@ import scorefiles
 from datasets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
 from models import ModelSpec, get_spec, load_model, weights_sha256
 from paths import UserError, cache_dir, runs_dir, shown
+from shards import by_leader, map_shards
 
 HELD_OUT = 1000   # images at the start of each set kept for tuning (the paper's split)
 
@@ -137,6 +138,7 @@ def run_folder(settings):
     return runs_dir() / settings.folder_name()
 
 
+@by_leader
 def writable_folder(folder):
     """``folder``, created if needed; a UserError now, before any work, if it cannot be."""
     folder = Path(folder)
@@ -236,6 +238,14 @@ def load_scorer(nn, options, images):
     return model, compiled
 
 
+def score_images(model, dataset, indices, desc, settings):
+    """calData.score_dataset of ``dataset`` at ``indices``, each rank scoring its shard
+    under torchrun (shards.py)."""
+    return map_shards(lambda part: calData.score_dataset(model, Subset(dataset, part), desc=desc,
+                                                         **settings),
+                      indices, calData.Scores.join, f"{desc} scores")
+
+
 def score(model, compiled, plan, options):
     """Score both sides of ``plan``, write its run folder; return its run.json contents."""
     settings, spec = plan.settings, plan.spec
@@ -251,15 +261,13 @@ def score(model, compiled, plan, options):
                   batch_size=options.batch_size, static_shape=compiled)
 
     def score_in(wanted):
-        return calData.score_dataset(model, Subset(plan.ind, wanted), desc=spec.in_dataset,
-                                     **common)
+        return score_images(model, plan.ind, wanted, spec.in_dataset, common)
     key = in_distribution_key(plan, options.device)
     in_scores, reused = cache.cached(key, plan.indices, score_in, refresh=not options.use_cache)
     if reused:
         print(f"{spec.in_dataset} scores reused from {shown(cache_dir() / f'{key}.npz')} "
               "(--no-cache recomputes)")
-    out_scores = calData.score_dataset(model, Subset(plan.ood, plan.indices),
-                                       desc=settings.out_dataset, **common)
+    out_scores = score_images(model, plan.ood, plan.indices, settings.out_dataset, common)
     elapsed = time.time() - started
     calData.write_scores(score_dir, settings.temperature, settings.epsilon, in_scores, out_scores)
     info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from paths import UserError
+from shards import by_leader
 
 SCORE_DIR = "softmax_scores"
 METHODS = {"Base": "Baseline", "Our": "ODIN"}   # the release's file tags -> the names printed
@@ -33,6 +34,7 @@ def score_dir(folder):
     return folder / SCORE_DIR if (folder / SCORE_DIR).is_dir() else folder
 
 
+@by_leader
 def complete(folder, tags=ODIN_TAGS):
     """Whether ``folder`` (a run folder or a folder of score files) holds both sides of
     every method ``tags``."""
@@ -40,6 +42,7 @@ def complete(folder, tags=ODIN_TAGS):
     return all((scores / file_name(m, s)).is_file() for m in tags for s in SIDES)
 
 
+@by_leader
 def methods_in(folder):
     """The tags of the methods whose two files ``folder`` holds: Base, Our first."""
     scores = score_dir(folder)
@@ -64,6 +67,7 @@ def format_number(value):
     return str(value) if isinstance(value, int) else repr(float(value))
 
 
+@by_leader
 def write_score_file(path, temperature, epsilon, scores):
     """One ``T, eps, score`` line per image, written atomically."""
     prefix = f"{format_number(temperature)}, {format_number(epsilon)}, "
@@ -74,6 +78,7 @@ def write_score_file(path, temperature, epsilon, scores):
     os.replace(tmp, path)
 
 
+@by_leader
 def write_scores(folder, temperature, epsilon, scores):
     """The files in ``folder`` from ``scores``: {(method tag, side): values}."""
     os.makedirs(folder, exist_ok=True)
@@ -82,6 +87,7 @@ def write_scores(folder, temperature, epsilon, scores):
                          values)
 
 
+@by_leader
 def read_score_file(path):
     """(T, eps, scores) from a ``T, eps, score`` file; a clear error for anything else."""
     try:
@@ -105,10 +111,12 @@ def read_scores(folder, method):
     return canonical_temperature(temperature), ins, outs
 
 
+@by_leader
 def write_run_info(folder, info):
     (Path(folder) / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
 
 
+@by_leader
 def read_run_info(folder):
     """The run.json of ``folder`` as a dict; {} where there is none (a bare score folder)."""
     path = Path(folder) / RUN_INFO

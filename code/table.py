@@ -41,6 +41,7 @@ from datasets import OOD_SETS, cifar
 from metrics import METRICS
 from models import get_spec, weights_sha256
 from paths import UserError, figures_dir, report_errors, results_dir, shown
+from shards import by_leader
 
 # The release README's eps at T = 1000 (SPEC-odin.md).
 _RELEASE_SETS = ("Imagenet", "Imagenet_resize", "LSUN", "LSUN_resize", "iSUN", "Uniform",
@@ -160,6 +161,7 @@ def header(nn, args, what):
             f"evaluation on the images from index {args.skip}.")
 
 
+@by_leader
 def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     """results/<table_name>.md (rows: OOD sets; cells 'baseline / ODIN') and its .csv."""
     name_of_table = table_name(nn, settings)
@@ -188,6 +190,7 @@ def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     return text
 
 
+@by_leader
 def write_modes_table(nn, args, by_mode, outcomes):
     """results/<nn>_modes.md: FPR95 and AUROC of (a), (b), (c) side by side, and a CSV.
     ``by_mode``: {mode: (chosen, why_not)}."""
@@ -225,6 +228,7 @@ def write_modes_table(nn, args, by_mode, outcomes):
     return text
 
 
+@by_leader
 def write_summary():
     """results/README.md: one line per model table, means over the sets that ran."""
     lines = ["# Results", "", "One table per model (`bash scripts/reproduce_tables.sh`); each "

@@ -32,6 +32,7 @@ from metrics import exact_metrics
 from models import get_spec, load_model, weights_sha256
 from paths import UserError, results_dir
 from runs import HELD_OUT
+from shards import by_leader, map_shards
 
 TEMPERATURES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 EPSILONS = tuple(round(0.0002 * i, 4) for i in range(21))
@@ -155,9 +156,13 @@ class Tuner:
                                 images=content_digest(dataset, held_out), mean=self.spec.mean,
                                 std=self.spec.std, device=self.device.type,
                                 temperatures=TEMPERATURES, epsilons=EPSILONS)
-        return cache.cached_array(key, lambda: grid_scores(
-            self.model(), Subset(dataset, held_out), self.spec.mean, self.spec.std,
-            self.device, batch_size=self.batch_size, desc=f"{name} grid"))
+
+        def compute(part):
+            return grid_scores(self.model(), Subset(dataset, part), self.spec.mean,
+                               self.spec.std, self.device, batch_size=self.batch_size,
+                               desc=f"{name} grid")
+        return cache.cached_array(key, lambda: map_shards(
+            compute, held_out, lambda parts: np.concatenate(parts, axis=2), f"{name} grid"))
 
     def tune(self, mode, out_dataset=None):
         """Choose (T, eps) by ``mode``; write its record (results/tuning/<name>.json) and
@@ -174,10 +179,15 @@ class Tuner:
                       heldout_fpr95=float(fpr[ti, ei]), heldout_auroc=float(auroc[ti, ei]),
                       temperatures=TEMPERATURES, epsilons=EPSILONS,
                       fpr95=fpr.tolist(), auroc=auroc.tolist())
-        records_dir().mkdir(parents=True, exist_ok=True)
-        (records_dir() / f"{record_name(record)}.json").write_text(
-            json.dumps(record, indent=1) + "\n")
+        write_record(record)
         return record
+
+
+@by_leader
+def write_record(record):
+    """results/tuning/<record name>.json."""
+    records_dir().mkdir(parents=True, exist_ok=True)
+    (records_dir() / f"{record_name(record)}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def record_name(record):

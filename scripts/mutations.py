@@ -111,6 +111,11 @@ MUTATIONS = [
      "return -self.layer_score(layer, output).mean()"),
     ("LayerMaps: the whole network always runs", "code/features.py",
      "                    raise _Reached\n", "                    pass\n"),
+    ("torchrun: the ranks' shards joined in reverse order", "code/shards.py",
+     "return join_parts([p for _, _, p in gathered if p is not None])",
+     "return join_parts([p for _, _, p in gathered if p is not None][::-1])"),
+    ("torchrun: a rank scores every image, not its shard", "code/shards.py",
+     "    mine = shard(indices)\n", "    mine = indices\n"),
 ]
 
 
