@@ -10,6 +10,7 @@ range inside it (iSUN's 1,000..8,924 comes from the 1,000..9,999 of the other
 sets). Each entry stores a checksum of its arrays; an entry that does not load
 or does not match is reported, recomputed and replaced, never trusted.
 """
+import functools
 import hashlib
 import json
 import os
@@ -33,9 +34,12 @@ def key_of(**parts):
                                      default=str).encode()).hexdigest()[:32]
 
 
+@functools.cache
 def code_key(sources):
-    """A key of the code a value depends on: the text of each module ``sources`` (paths
-    relative to code/) and the versions of torch, numpy and scikit-learn."""
+    """A key of the code a value depends on: the text of each module ``sources`` (a tuple of
+    paths relative to code/) and the versions of torch, numpy and scikit-learn. Read once
+    per process, at the first call: the code that runs is the code the process loaded, not
+    what the files hold after an edit made while it runs."""
     code = Path(__file__).resolve().parent
     return key_of(sources="".join((code / name).read_text() for name in sources),
                   torch=torch.__version__, numpy=np.__version__, sklearn=sklearn.__version__)

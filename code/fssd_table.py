@@ -17,8 +17,9 @@ import time
 import fssd_bench
 import fssd_report
 import greysets
+import shards
 from devices import pick_device
-from paths import report_errors, results_dir, shown
+from paths import UserError, report_errors, results_dir, shown
 
 
 def parse_args(argv):
@@ -51,6 +52,9 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if shards.launched():
+        raise UserError("fssd_table.py runs in one process (its LeNets take minutes): run it "
+                        "without torchrun")
     device = pick_device(-1, args.device)
     in_images = greysets.fashion_mnist()[0][:args.max_images]
     records, started = [], time.time()

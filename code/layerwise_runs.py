@@ -36,6 +36,7 @@ import cache
 import feature_runs
 import runs
 import scorefiles
+import shards
 from calData import normaliser
 from datasets import cifar, content_digest, get_ood_set, ood_dataset
 from detectors import layer_ensemble
@@ -146,26 +147,34 @@ class LayerwiseScorer:
         first image) and magnitude, so a stopped run loses one batch at most; the missing
         magnitudes of a batch are computed in one pass."""
         detector, fit = self.detector(method)
-        blocks = [range(start, min(start + BATCH, images.indices.stop))
-                  for start in range(images.indices.start, images.indices.stop, BATCH)]
-        parts = {m: [] for m in magnitudes}
-        with tqdm(total=len(images.indices), unit="img", dynamic_ncols=True,
-                  desc=f"{detector.label}: {images.name} [{images.indices.start}, "
-                       f"{images.indices.stop}), {len(magnitudes)} magnitude(s)") as bar:
-            for block in blocks:
-                part = ImageRange(images.name, images.dataset, block)
-                keys = {m: self.key(method, part, m, fit) for m in magnitudes}
-                found = {m: None if self.refresh else cache.load_array(k)
-                         for m, k in keys.items()}
-                missing = [m for m, values in found.items() if values is None]
-                if missing:
-                    for m, values in self.compute(detector, part, missing).items():
-                        cache.save_array(keys[m], values)
-                        found[m] = values
-                for m in magnitudes:
-                    parts[m].append(found[m])
-                bar.update(len(block))
-        return {m: np.concatenate(p) for m, p in parts.items()}
+        blocks = [ImageRange(images.name, images.dataset, range(start, min(
+            start + BATCH, images.indices.stop)))
+            for start in range(images.indices.start, images.indices.stop, BATCH)]
+        keys = [{m: self.key(method, block, m, fit) for m in magnitudes} for block in blocks]
+        found = [{m: None if self.refresh else cache.load_array(k) for m, k in block_keys.items()}
+                 for block_keys in keys]
+        todo = [(i, [m for m, values in found[i].items() if values is None])
+                for i in range(len(blocks))]
+        todo = [(i, missing) for i, missing in todo if missing]
+
+        def compute(mine):
+            return [self.compute(detector, blocks[i], missing) for i, missing in mine]
+        with tqdm(total=sum(len(blocks[i].indices) for i, _ in todo), unit="img",
+                  dynamic_ncols=True, desc=f"{detector.label}: {images.name} ["
+                  f"{images.indices.start}, {images.indices.stop}), {len(magnitudes)} "
+                  f"magnitude(s)") as bar:
+            # a round: one batch per rank (under torchrun), cached before the next round
+            for first in range(0, len(todo), shards.size()):
+                round_ = todo[first:first + shards.size()]
+                computed = shards.map_shards(compute, round_, lambda parts: sum(parts, []),
+                                             f"{detector.label} {images.name} batches")
+                for (i, _), scores in zip(round_, computed):
+                    for m, values in scores.items():
+                        cache.save_array(keys[i][m], values)
+                        found[i][m] = values
+                    bar.update(len(blocks[i].indices))
+        return {m: np.concatenate([block_found[m] for block_found in found])
+                for m in magnitudes}
 
     def compute(self, detector, images, magnitudes):
         """{magnitude: per-layer scores} of ``images`` (one batch)."""

@@ -27,7 +27,13 @@ The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
   g  tuning.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
   n  tuning.naive_grid_scores  every (T, eps) scored from scratch with calData
 
+Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
+process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
+for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
+(--tune-n images a side); whole commands, start-up included, and their score files compared.
+
     python scripts/bench.py --n 256 [--device cuda]
+    python scripts/bench.py --processes --n 1000 --tune-n 50
     python scripts/bench.py --rows gn --n 16
     python scripts/bench.py --rows dft --n 7925 --batch-size 128
 """
@@ -176,6 +182,46 @@ def worker(row, n, device, batch_size, scores_path):
                       "peak_mb": peak, "warm_up_s": warm_up, "compiled": compiled}))
 
 
+def run_command(command, threads, ranks, outputs):
+    """Wall seconds of ``command`` (a script in code/ and its flags) run by ``ranks``
+    processes of ``threads`` threads each, its runs/ and results/ in ``outputs``."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
+           **{f"ODIN_{name.upper()}_DIR": str(outputs / name)
+              for name in ("runs", "results", "figures")}}
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                 f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
+    started = time.time()
+    done = subprocess.run([*launcher, str(CODE / command[0]), *command[1:]], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return time.time() - started
+
+
+def processes_against_threads(n, tune_n):
+    cores = os.cpu_count()
+    print(f"CPU, {cores} cores; densenet10; {cores} ranks x 1 thread (torchrun) against "
+          f"1 process x {cores} threads; whole commands, start-up included")
+    commands = {
+        f"main.py iSUN, {n} + {n} images": [
+            "main.py", "--nn", "densenet10", "--out_dataset", "iSUN", "--max-images", str(n),
+            "--gpu", "-1", "--no-cache", "--compile", "off"],
+        f"tune.py grid, {tune_n} + {tune_n} images (10 T x 21 eps)": [
+            "tune.py", "--nn", "densenet10", "--out_dataset", "iSUN", "--tune-images",
+            str(tune_n), "--gpu", "-1"]}
+    tmp = Path(tempfile.mkdtemp())
+    for label, command in commands.items():
+        one = run_command(command, cores, 1, tmp / f"threads_{label[:4]}")
+        many = run_command(command, 1, cores, tmp / f"ranks_{label[:4]}")
+        print(f"  {label:48} 1 x {cores} threads {one:7.1f} s   {cores} ranks x 1 "
+              f"{many:7.1f} s   ranks/threads time {many / one:5.2f}x")
+    scores = {kind: {p.relative_to(tmp / f"{kind}_main"): p.read_bytes()
+                     for p in (tmp / f"{kind}_main").rglob("confidence_*.txt")}
+              for kind in ("threads", "ranks")}
+    same = scores["threads"] == scores["ranks"] and len(scores["threads"]) == 4
+    print(f"  score files: {'identical' if same else 'DIFFERENT'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,9 +230,15 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32,
                         help="batch size of rows b, c, d (default 32, main.py's default)")
     parser.add_argument("--rows", default="abcd", help="which rows to run (default abcd)")
+    parser.add_argument("--processes", action="store_true",
+                        help="compare torchrun ranks with threads instead (see above)")
+    parser.add_argument("--tune-n", type=int, default=50,
+                        help="images a side of --processes' tuning grid (default 50)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--scores", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.processes:
+        return processes_against_threads(args.n, args.tune_n)
     if args.worker:
         return worker(args.worker, args.n, args.device, args.batch_size, args.scores)
 

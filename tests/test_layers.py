@@ -10,7 +10,7 @@ import pytest
 from paths import ROOT
 
 LAYERS = {
-    0: ("paths", "digests", "devices", "runtime", "scorefiles"),
+    0: ("paths", "digests", "devices", "runtime", "shards", "scorefiles"),
     1: ("assets", "fetch", "rebuild"),
     2: ("datasets", "models", "densenet", "wideresnet", "cifar_resnet", "lenet", "greysets"),
     3: ("calData", "cache", "metrics", "features", "detectors"),
