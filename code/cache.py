@@ -34,12 +34,16 @@ def key_of(**parts):
                                      default=str).encode()).hexdigest()[:32]
 
 
-@functools.cache
 def code_key(sources):
-    """A key of the code a value depends on: the text of each module ``sources`` (a tuple of
-    paths relative to code/) and the versions of torch, numpy and scikit-learn. Read once
-    per process, at the first call: the code that runs is the code the process loaded, not
-    what the files hold after an edit made while it runs."""
+    """A key of the code a value depends on: the text of each module ``sources`` (paths
+    relative to code/) and the versions of torch, numpy and scikit-learn. Read once per
+    process, at the first call: the code that runs is the code the process loaded, not what
+    the files hold after an edit made while it runs."""
+    return _code_key(tuple(sources))
+
+
+@functools.cache
+def _code_key(sources):
     code = Path(__file__).resolve().parent
     return key_of(sources="".join((code / name).read_text() for name in sources),
                   torch=torch.__version__, numpy=np.__version__, sklearn=sklearn.__version__)

@@ -240,10 +240,10 @@ def load_scorer(nn, options, images):
 
 def score_images(model, dataset, indices, desc, settings):
     """calData.score_dataset of ``dataset`` at ``indices``, each rank scoring its shard
-    under torchrun (shards.py)."""
+    (whole batches) under torchrun (shards.py)."""
     return map_shards(lambda part: calData.score_dataset(model, Subset(dataset, part), desc=desc,
                                                          **settings),
-                      indices, calData.Scores.join, f"{desc} scores")
+                      indices, calData.Scores.join, f"{desc} scores", settings["batch_size"])
 
 
 def score(model, compiled, plan, options):

@@ -113,11 +113,22 @@ def read_scores(folder, method):
 
 @by_leader
 def write_run_info(folder, info):
-    (Path(folder) / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
+    """run.json, written atomically: it marks a run finished."""
+    path = Path(folder) / RUN_INFO
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 @by_leader
 def read_run_info(folder):
-    """The run.json of ``folder`` as a dict; {} where there is none (a bare score folder)."""
+    """The run.json of ``folder`` as a dict; {} where there is none (a bare score folder) or
+    it does not parse (said: the run is then not finished)."""
     path = Path(folder) / RUN_INFO
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        print(f"Note: {path} does not parse: the run counts as unfinished")
+        return {}

@@ -35,6 +35,7 @@ import torch.distributed as dist
 from paths import UserError
 
 TIMEOUT = datetime.timedelta(hours=2)    # a rank waits this long for the others at most
+EXIT_WAIT = datetime.timedelta(minutes=2)
 
 
 def launched():
@@ -86,11 +87,16 @@ _failed = []      # a rank that failed leaves without waiting for the others
 
 
 def _leave():
-    """At a clean exit, wait for every rank before closing the group: a rank that closed
-    its connections while another still used them would make that one abort."""
+    """At an exit that is not a crash (a UserError included), wait a while for every rank
+    before closing the group: a rank that closed its connections while another still used
+    them would make that one abort. A rank that never comes (it stopped with an error of its
+    own) is not waited for beyond EXIT_WAIT."""
     if dist.is_initialized() and not _failed:
-        dist.barrier()
-        dist.destroy_process_group()
+        try:
+            dist.monitored_barrier(timeout=EXIT_WAIT)
+            dist.destroy_process_group()
+        except RuntimeError:
+            pass
 
 
 RESUME = ("Files are written whole or not at all: rerun the same command to resume from the "
@@ -117,7 +123,11 @@ def _quiet():
     """No output but errors: stdout to /dev/null and no progress bars."""
     from tqdm import tqdm
     sys.stdout = open(os.devnull, "w")
-    tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)
+    shown = tqdm.__init__
+
+    def hidden(self, *args, **kwargs):
+        shown(self, *args, **{**kwargs, "disable": True})
+    tqdm.__init__ = hidden
 
 
 def agree(check):
@@ -140,33 +150,48 @@ def agree(check):
     return result
 
 
-def shard(indices, of_rank=None, ranks=None):
+def shard(indices, of_rank=None, ranks=None, align=1):
     """The contiguous part of ``indices`` (a range or sequence) that rank ``of_rank`` of
-    ``ranks`` computes: sizes differ by at most one, in rank order."""
+    ``ranks`` computes, in rank order. The parts are cut at multiples of ``align`` (the batch
+    size: each rank then scores exactly the batches one process would, on any device) and
+    differ by at most one such block."""
     of_rank = rank() if of_rank is None else of_rank
     ranks = size() if ranks is None else ranks
-    n = len(indices)
-    return indices[of_rank * n // ranks:(of_rank + 1) * n // ranks]
+    blocks = -(-len(indices) // align)
+    first, stop = of_rank * blocks // ranks, (of_rank + 1) * blocks // ranks
+    return indices[first * align:stop * align]
 
 
 _in_leader_call = False
 
 
-def map_shards(compute, indices, join_parts, what):
-    """``compute(indices)`` shared by the ranks: each computes ``compute(shard)``, and
-    ``join_parts([parts in rank order])`` of the non-empty shards' results is returned on
-    every rank. ``what`` names the work: the ranks must all be doing the same."""
+def map_shards(compute, indices, join_parts, what, align=1):
+    """``compute(indices)`` shared by the ranks: each computes ``compute(shard)`` (shards cut
+    at multiples of ``align``), and ``join_parts([parts in rank order])`` of the non-empty
+    shards' results is returned on every rank. An error on one rank is raised on every rank.
+    ``what`` names the work: the ranks must all be doing the same."""
     if size() == 1:
         return compute(indices)
     if _in_leader_call:
         raise RuntimeError(f"{what}: shared work inside a by_leader function would wait forever")
-    mine = shard(indices)
-    part = compute(mine) if len(mine) else None
+    mine = shard(indices, align=align)
+    try:
+        outcome = (True, compute(mine) if len(mine) else None)
+    except Exception as e:          # sent to the other ranks, raised on every rank
+        outcome = (False, e)
     gathered = [None] * size()
-    _together(dist.all_gather_object, gathered, (what, len(indices), part))
-    if len({(w, n) for w, n, _ in gathered}) != 1:
-        raise RuntimeError(f"the ranks diverged: {[(w, n) for w, n, _ in gathered]}")
-    return join_parts([p for _, _, p in gathered if p is not None])
+    _together(dist.all_gather_object, gathered, ((what, len(indices)), outcome))
+    _same_call([call for call, _ in gathered])
+    for ok, value in (outcome for _, outcome in gathered):
+        if not ok:
+            raise value
+    return join_parts([value for _, (_, value) in gathered if value is not None])
+
+
+def _same_call(calls):
+    if len(set(calls)) != 1:
+        raise RuntimeError(f"the ranks diverged (each rank's call: {calls}): a rank's data or "
+                           "files differ from rank 0's")
 
 
 def by_leader(function):
@@ -181,13 +206,14 @@ def by_leader(function):
         if leader():
             _in_leader_call = True
             try:
-                outcome[0] = (True, function(*args, **kwargs))
+                outcome[0] = (function.__qualname__, True, function(*args, **kwargs))
             except Exception as e:          # sent to the other ranks, raised on every rank
-                outcome[0] = (False, e)
+                outcome[0] = (function.__qualname__, False, e)
             finally:
                 _in_leader_call = False
         _together(dist.broadcast_object_list, outcome, src=0)
-        ok, value = outcome[0]
+        called, ok, value = outcome[0]
+        _same_call([called, function.__qualname__])
         if not ok:
             raise value
         return value

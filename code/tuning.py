@@ -162,7 +162,8 @@ class Tuner:
                                self.spec.std, self.device, batch_size=self.batch_size,
                                desc=f"{name} grid")
         return cache.cached_array(key, lambda: map_shards(
-            compute, held_out, lambda parts: np.concatenate(parts, axis=2), f"{name} grid"))
+            compute, held_out, lambda parts: np.concatenate(parts, axis=2), f"{name} grid",
+            self.batch_size))
 
     def tune(self, mode, out_dataset=None):
         """Choose (T, eps) by ``mode``; write its record (results/tuning/<name>.json) and

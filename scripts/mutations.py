@@ -112,10 +112,12 @@ MUTATIONS = [
     ("LayerMaps: the whole network always runs", "code/features.py",
      "                    raise _Reached\n", "                    pass\n"),
     ("torchrun: the ranks' shards joined in reverse order", "code/shards.py",
-     "return join_parts([p for _, _, p in gathered if p is not None])",
-     "return join_parts([p for _, _, p in gathered if p is not None][::-1])"),
+     "return join_parts([value for _, (_, value) in gathered if value is not None])",
+     "return join_parts([value for _, (_, value) in gathered if value is not None][::-1])"),
     ("torchrun: a rank scores every image, not its shard", "code/shards.py",
-     "    mine = shard(indices)\n", "    mine = indices\n"),
+     "    mine = shard(indices, align=align)\n", "    mine = indices\n"),
+    ("torchrun: every rank writes cache entries", "code/cache.py",
+     "@by_leader\ndef _save_arrays(", "def _save_arrays("),
 ]
 
 

@@ -16,12 +16,15 @@ RUN = ["--nn", "resnet20", "--out_dataset", "iSUN", "--max-images", "50", "--gpu
 FOLDER = "resnet20_iSUN_T1000_eps0.0014_n50"
 
 
-@pytest.mark.parametrize("n, ranks", [(10, 2), (7, 3), (2, 4), (0, 2), (1000, 7)])
-def test_shards_are_contiguous_in_rank_order_and_cover_every_index(n, ranks):
+@pytest.mark.parametrize("n, ranks, align", [(10, 2, 1), (7, 3, 1), (2, 4, 1), (0, 2, 1),
+                                             (1000, 7, 1), (100, 3, 32), (9000, 2, 32)])
+def test_shards_are_contiguous_in_rank_order_and_cover_every_index(n, ranks, align):
     indices = range(1000, 1000 + n)
-    parts = [shards.shard(indices, r, ranks) for r in range(ranks)]
+    parts = [shards.shard(indices, r, ranks, align) for r in range(ranks)]
     assert [i for part in parts for i in part] == list(indices)
-    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert max(map(len, parts)) - min(map(len, parts)) <= align
+    # each part starts on a batch boundary of one process's pass
+    assert all((part.start - indices.start) % align == 0 for part in parts if len(part))
 
 
 def test_one_process_runs_everything_itself():
@@ -50,20 +53,23 @@ def files(folder):
 
 def test_two_ranks_write_what_one_process_writes(installed, tmp_path):
     """main.py (ODIN and a feature detector) and tune.py: score files, cache entries,
-    the tuning record and its heat map byte for byte."""
+    the tuning record and its heat map byte for byte; rank 1, given folders of its own as if
+    on another machine, neither reads nor writes any (the run reuses rank 0's cache)."""
+    other = tmp_path / "rank1_disk"
     for ranks in (1, 2):
         out = tmp_path / f"ranks{ranks}"
         for args in (["main.py", *RUN], ["main.py", *RUN, "--method", "energy"],
                      ["tune.py", "--nn", "resnet20", "--out_dataset", "iSUN",
-                      "--tune-images", "30", "--gpu", "-1"]):
-            done = launch(out, *args, ranks=ranks)
+                      "--tune-images", "30", "--gpu", "-1"], ["main.py", *RUN]):
+            done = launch(out, *args, ranks=ranks, env={"OTHER_DISKS": str(other)})
             assert done.returncode == 0, done.stderr[-3000:]
+    assert "scores reused" in done.stdout       # the second ODIN run: from rank 0's cache
+    assert done.stdout.count("AUROC:") == 1    # one report: rank 1 prints nothing
+    assert [p for p in other.rglob("*") if p.is_file()] == []
     one, two = files(tmp_path / "ranks1"), files(tmp_path / "ranks2")
     assert len(one) >= 9                     # 6 score files, 3+ cache entries, record, map
     assert one.keys() == two.keys()
     assert [name for name in one if one[name] != two[name]] == []
-    # one report, from rank 0 only
-    assert done.stdout.count("chosen T =") == 1
 
 
 def test_a_killed_rank_fails_the_run_and_a_restart_resumes(installed, tmp_path):
@@ -73,8 +79,8 @@ def test_a_killed_rank_fails_the_run_and_a_restart_resumes(installed, tmp_path):
     assert "rank 0: " in killed.stderr and shards.RESUME in killed.stderr  # says why it stopped
     run = out / "runs" / FOLDER
     assert not (run / "softmax_scores").exists() and not (run / "run.json").exists()
-    entries = list((out / "runs" / ".cache").iterdir())
-    assert [p.suffix for p in entries] == [".npz"]         # the finished CIFAR side, whole
+    entries = [p.name for p in (out / "runs" / ".cache").iterdir()]
+    assert len(entries) == 1 and ".tmp" not in entries[0]  # the finished CIFAR-10 side, whole
     # torchrun restarts the group once (the helper kills in the first attempt only)
     restarted = launch(out, "main.py", *RUN, env={"KILL_RANK": "1", "KILL_AT": "iSUN"},
                        extra=["--max-restarts=1"])

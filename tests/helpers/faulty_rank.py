@@ -5,6 +5,8 @@
 KILL_RANK=r KILL_AT=<set>: rank r kills itself (SIGKILL, as an out-of-memory kill) when it
 starts scoring <set>, in the first attempt only (torchrun's restart count 0).
 FAKE_GPUS=n: torch says CUDA is there with n devices (no GPU is used: the run stops first).
+OTHER_DISKS=<folder>: ranks other than 0 get runs/, results/ and figures/ of their own under
+<folder>/rank<r>, as if on other machines: rank 0 must be the only one to read and write them.
 """
 import os
 import runpy
@@ -14,6 +16,11 @@ from pathlib import Path
 
 CODE = Path(__file__).resolve().parents[2] / "code"
 sys.path.insert(0, str(CODE))
+
+if os.environ.get("OTHER_DISKS") and os.environ.get("RANK", "0") != "0":
+    for name in ("runs", "results", "figures"):
+        os.environ[f"ODIN_{name.upper()}_DIR"] = str(
+            Path(os.environ["OTHER_DISKS"]) / f"rank{os.environ['RANK']}" / name)
 
 import calData  # noqa: E402
 import torch  # noqa: E402
