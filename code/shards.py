@@ -19,9 +19,10 @@ Under ``torchrun --nproc_per_node N code/main.py ...`` every rank runs the same 
 
 The process group uses gloo on CPUs and GPUs alike: what crosses between ranks is scores and
 features already on the CPU (pickled), never a CUDA tensor, so NCCL would add nothing.
-A rank that dies makes torchrun stop the others; they exit saying so, and since every file
-is written atomically by rank 0, nothing is left half-written: rerunning the command (or
-torchrun's --max-restarts) resumes from the finished runs and cache entries.
+A rank that dies makes torchrun stop the others; they exit saying so. Score files, cache
+entries and run.json (which marks a run finished) are written atomically by rank 0, so
+rerunning the command (or torchrun's --max-restarts) resumes from the finished runs and cache
+entries; tables and figures are written again by the rerun.
 """
 import atexit
 import datetime
