@@ -1,5 +1,7 @@
 """Every detector against every OOD set here, for one model, on exactly the same images,
-model and metric code: results/detectors_<model>.md and .csv, figures/detectors_<model>.png.
+model and metric code: results/detectors_<model>.md and .csv, figures/detectors_<model>.png
+(detectors_<model>_skip<S>_n<N> for another --skip or --max-images: a smaller comparison never
+replaces the whole one).
 
 Rows: the baseline (MSP) and ODIN, from the same ODIN runs as the model's results table
 (table.py: its (T, eps), its run folders, reused when finished), then every gradient-free
@@ -13,8 +15,8 @@ Images: the test set and each OOD set from index --skip (1,000) to N - 1, as eve
 layers, the layers combined by logistic regression), each validated two ways: on the
 held-out first 1,000 images of the tested set (as their papers) and on Tiny-ImageNet
 validation instead (no data of the tested kind); layerwise_runs.py. They need an input
-gradient per layer: about 0.1 s per image on a 2-core CPU plus 0.02 s per magnitude of the
-grid, so hours for a whole table there, minutes on a GPU.
+gradient per layer: about 30 ms per image at one magnitude on a 2-core CPU, 7 ms more per
+further magnitude of the grid (scripts/bench_layerwise.py), so hours for a whole table there.
 
     python compare.py --nn densenet10
     python compare.py --nn resnet20 --methods energy,knn --max-images 200
@@ -165,9 +167,16 @@ def comparison(args):
     return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
 
 
+def comparison_name(args):
+    """detectors_<nn>, then _skip<S> and _n<N> where the image range is not the default (as the
+    run folders), so that a smaller comparison never replaces the whole one."""
+    suffix = f"_skip{args.skip}" if args.skip != runs.HELD_OUT else ""
+    return f"detectors_{args.nn}{suffix}" + (f"_n{args.max_images}" if args.max_images else "")
+
+
 @by_leader
 def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
-    """results/detectors_<nn>.md and .csv; returns the markdown."""
+    """results/<comparison_name>.md and .csv; returns the markdown."""
     ran = [s for s in table.tested_sets() if any((s, r) in metrics for r in rows)]
     lines = [f"{args.nn} ({spec.label}, {spec.in_dataset}): every detector on every OOD set "
              f"here. {args.metrics.capitalize()} metrics, %; in-distribution is the positive "
@@ -198,8 +207,9 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
                                           for s, r in why_not.items() if s not in ran]
     text = "\n".join(lines) + "\n"
     results_dir().mkdir(parents=True, exist_ok=True)
-    (results_dir() / f"detectors_{args.nn}.md").write_text(text)
-    with open(results_dir() / f"detectors_{args.nn}.csv", "w", newline="") as f:
+    name = comparison_name(args)
+    (results_dir() / f"{name}.md").write_text(text)
+    with open(results_dir() / f"{name}.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "detector", *METRICS, "note"])
         for s in table.tested_sets():
@@ -220,10 +230,10 @@ def report(args):
     figure = figures.draw_detector_heatmaps(
         {(s, r): m for (s, r), m in metrics.items() if s in ran}, rows,
         [(s, OOD_SETS[s].label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
-        figures_dir() / f"detectors_{args.nn}.png")
+        figures_dir() / f"{comparison_name(args)}.png")
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: "
-          f"{shown(results_dir() / f'detectors_{args.nn}.md')} (and .csv), {shown(figure)}")
+          f"{shown(results_dir() / f'{comparison_name(args)}.md')} (and .csv), {shown(figure)}")
 
 
 def build_parser():

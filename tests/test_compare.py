@@ -31,7 +31,7 @@ def outputs(shared_runs, monkeypatch):
 
 
 def read_rows():
-    with open(results_dir() / "detectors_resnet20.csv", newline="") as f:
+    with open(results_dir() / f"detectors_resnet20_n{N}.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -46,9 +46,9 @@ def test_every_detector_on_every_set_here(installed, outputs, capsys):
     for name in ("Imagenet", "LSUN"):            # not on these machines: said, not skipped
         (row,) = [r for r in rows if r["ood_set"] == name]
         assert "not available here" in row["note"]
-    md = (results_dir() / "detectors_resnet20.md").read_text()
+    md = (results_dir() / f"detectors_resnet20_n{N}.md").read_text()
     assert all(f"| {label} |" in md for label in labels)
-    assert (outputs / "figures" / "detectors_resnet20.png").stat().st_size > 10000
+    assert (outputs / "figures" / f"detectors_resnet20_n{N}.png").stat().st_size > 10000
     assert "wall" in out
     # higher = more in-distribution, on real features: noise is far from CIFAR-10 for the
     # distance-based detectors (a sign error would give an AUROC near 0)
@@ -119,9 +119,18 @@ def test_layerwise_rows_on_real_images(installed, outputs, small_layerwise, caps
                                     f"resnet20_iSUN_mahalanobis_full_oodval_n{N}")
     assert info["magnitude"] in (0.0, 0.002) and info["images_per_side"] == N
     assert info["layers"] == ["stem", "layer1", "layer2", "layer3"]
-    md = (results_dir() / "detectors_resnet20.md").read_text()
+    md = (results_dir() / f"detectors_resnet20_n{N}.md").read_text()
     assert "eps chosen: iSUN" in md
     monkeypatch.setattr(small_layerwise.LayerwiseScorer, "compute",
                         lambda *a: pytest.fail("a cached layer score was computed again"))
     assert compare.main(args) == 0
     assert read_rows() == rows
+
+
+def test_a_smaller_comparison_never_replaces_the_whole_one():
+    def name(*flags):
+        return compare.comparison_name(compare.build_parser().parse_args(["--nn", "densenet10",
+                                                                          *flags]))
+    assert name() == "detectors_densenet10"
+    assert name("--max-images", "2000") == "detectors_densenet10_n2000"
+    assert name("--skip", "1500", "--max-images", "20") == "detectors_densenet10_skip1500_n20"
