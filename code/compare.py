@@ -1,7 +1,7 @@
 """Every detector against every OOD set here, for one model, on exactly the same images,
 model and metric code: results/detectors_<model>.md and .csv, figures/detectors_<model>.png
-(detectors_<model>_skip<S>_n<N> for another --skip or --max-images: a smaller comparison never
-replaces the whole one).
+(detectors_<model>[_skip<S>][_n<N>] for another --skip or --max-images: a smaller comparison
+never replaces the whole one).
 
 Rows: the baseline (MSP) and ODIN, from the same ODIN runs as the model's results table
 (table.py: its (T, eps), its run folders, reused when finished), then every gradient-free

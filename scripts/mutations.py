@@ -118,6 +118,8 @@ MUTATIONS = [
      "    mine = shard(indices, align=align)\n", "    mine = indices\n"),
     ("torchrun: every rank writes cache entries", "code/cache.py",
      "@by_leader\ndef _save_arrays(", "def _save_arrays("),
+    ("a comparison on fewer images replaces the whole table", "code/compare.py",
+     '+ (f"_n{args.max_images}" if args.max_images else "")', ''),
 ]
 
 

@@ -1,6 +1,8 @@
 """The detector comparison on real data, CI-sized: ResNet-20 (the quickest model here), its
 real CIFAR-10 training features, 100 images a side of every OOD set here (needs ../shared)."""
 import csv
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import compare
 import scorefiles
 import main
 from datasets import OOD_SETS
-from paths import results_dir
+from paths import ROOT, results_dir
 
 N = 100
 ARGS = ["--nn", "resnet20", "--max-images", str(N), "--tune-images", "4", "--gpu", "-1",
@@ -125,6 +127,22 @@ def test_layerwise_rows_on_real_images(installed, outputs, small_layerwise, caps
                         lambda *a: pytest.fail("a cached layer score was computed again"))
     assert compare.main(args) == 0
     assert read_rows() == rows
+    # the diagnostics script reads the same cached held-out scores (computing none)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import layerwise_diagnostics
+    capsys.readouterr()
+    assert layerwise_diagnostics.main(["--nn", "resnet20", "--method", "fssd", "--sets", "iSUN",
+                                       "--magnitude", "0.01", "--gpu", "-1"]) == 0
+    out = capsys.readouterr().out
+    assert "TIN_val " in out and "iSUN " in out and "TIN val regression weights" in out
+
+
+def test_diagnostics_refuse_a_magnitude_outside_the_grid():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "layerwise_diagnostics.py"),
+                           "--method", "fssd", "--magnitude", "0.3"], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "not in fssd's grid" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_smaller_comparison_never_replaces_the_whole_one():
