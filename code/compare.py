@@ -168,10 +168,8 @@ def comparison(args):
 
 
 def comparison_name(args):
-    """detectors_<nn>, then _skip<S> and _n<N> where the image range is not the default (as the
-    run folders), so that a smaller comparison never replaces the whole one."""
-    suffix = f"_skip{args.skip}" if args.skip != runs.HELD_OUT else ""
-    return f"detectors_{args.nn}{suffix}" + (f"_n{args.max_images}" if args.max_images else "")
+    """detectors_<nn>[_skip<S>][_n<N>]: a smaller comparison never replaces the whole one."""
+    return f"detectors_{args.nn}{runs.range_suffix(args.skip, args.max_images)}"
 
 
 @by_leader

@@ -14,6 +14,7 @@ import numpy as np
 from datasets import OOD_SETS
 from metrics import exact_metrics
 from paths import figures_dir, results_dir
+from runs import HELD_OUT, range_suffix
 from shards import by_leader
 
 FPR = "FPR at TPR 95%"
@@ -51,10 +52,11 @@ def summarise(detector, results):
     return rows, aurocs
 
 
-def markdown(nn, spec, detector, rows, why_not, timings):
+def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
     lines = [f"LA-OOD on {nn} ({spec.label}, {spec.in_dataset}): One-Class SVMs on "
              f"{len(detector.fits)} layers fitted on {int(detector.params['subsample'])} "
-             f"class-balanced training images. %; images from index 1000 of each set.", "",
+             f"class-balanced training images. %; images from index {HELD_OUT} of each set"
+             + (f", at most {max_images} a side" if max_images else "") + ".", "",
              "| OOD set | FPR95 (in positive) | FPR95 (OOD positive, the paper's) | AUROC | "
              "AUPR In | AUPR Out | best single layer (AUROC) | logits alone (AUROC) | "
              "layer deciding most OOD images |",
@@ -73,34 +75,42 @@ def markdown(nn, spec, detector, rows, why_not, timings):
     if why_not:
         lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
                                           for s, r in why_not.items()]
-    lines += beside(nn, rows)
+    lines += beside(nn, rows, max_images)
     lines += ["", "Wall time: " + "; ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
-def comparison(nn):
-    """{(set, detector): {metric: %}} of the model's comparison table
-    (results/detectors_<nn>.csv, compare.py: the same images), or {} if it has none."""
-    path = results_dir() / f"detectors_{nn}.csv"
+def comparison_name(nn, max_images=None):
+    """The comparison table (compare.py) over the same images as LA-OOD's: from index
+    HELD_OUT, at most ``max_images`` a side."""
+    return f"detectors_{nn}{range_suffix(HELD_OUT, max_images)}"
+
+
+def comparison(nn, max_images=None):
+    """{(set, detector): {metric: %}} of the model's comparison table over the same images
+    (results/<comparison_name>.csv), or {} if it has none."""
+    path = results_dir() / f"{comparison_name(nn, max_images)}.csv"
     if not path.is_file():
         return {}
     with open(path, newline="") as f:
         return {(r["ood_set"], r["detector"]): r for r in csv.DictReader(f) if r["detector"]}
 
 
-def beside(nn, rows):
+def beside(nn, rows, max_images=None):
     """Markdown: LA-OOD's AUROC and FPR95 (in positive) beside every detector of the
-    comparison table, on the sets both have."""
-    others = comparison(nn)
+    comparison table over the same images, on the sets both have."""
+    name = comparison_name(nn, max_images)
+    others = comparison(nn, max_images)
     sets = [s for s in rows if any(k[0] == s for k in others)]
     if not sets:
-        return [f"(No comparison table results/detectors_{nn}.csv to set LA-OOD beside: "
-                f"bash scripts/compare_detectors.sh {nn}.)"]
+        more = f" --max-images {max_images}" if max_images else ""
+        return [f"(No comparison table results/{name}.csv to set LA-OOD beside: "
+                f"python code/compare.py --nn {nn}{more}.)"]
     detectors = list(dict.fromkeys(d for s, d in others if s in sets))
     lines = []
     for metric in ("AUROC", FPR):
         lines += ["", f"**{metric}** beside the comparison table's detectors "
-                  f"(results/detectors_{nn}.md; the same images)", "",
+                  f"(results/{name}.md; the same images)", "",
                   "| detector | " + " | ".join(OOD_SETS[s].label for s in sets) + " |",
                   "|---|" + "---|" * len(sets)]
         for d in detectors:
@@ -113,11 +123,11 @@ def beside(nn, rows):
 
 
 @by_leader
-def write_tables(nn, spec, detector, rows, aurocs, why_not, timings):
+def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=None):
     """results/laood_<nn>.md, .csv and _layers.csv; returns the markdown."""
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    text = markdown(nn, spec, detector, rows, why_not, timings)
+    text = markdown(nn, spec, detector, rows, why_not, timings, max_images)
     (folder / f"laood_{nn}.md").write_text(text)
     with open(folder / f"laood_{nn}.csv", "w", newline="") as f:
         out = csv.writer(f)

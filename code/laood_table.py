@@ -58,7 +58,8 @@ def report(args):
     if not results:
         raise UserError("no OOD set could be scored: " + "; ".join(why_not.values()))
     rows, aurocs = laood_report.summarise(detector, results)
-    text = laood_report.write_tables(args.nn, spec, detector, rows, aurocs, why_not, timings)
+    text = laood_report.write_tables(args.nn, spec, detector, rows, aurocs, why_not, timings,
+                                     args.max_images)
     figures = laood_report.draw(args.nn, spec, detector, results, aurocs)
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: results/laood_{args.nn}.md (.csv, "

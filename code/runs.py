@@ -101,12 +101,15 @@ class RunSettings:
 def folder_suffix(out_dataset, seed, skip, max_images):
     """The end of a run folder's name: the noise seed, and the image range where not the
     default."""
-    suffix = f"_seed{seed}" if get_ood_set(out_dataset).kind == "noise" else ""
-    if skip != HELD_OUT:
-        suffix += f"_skip{skip}"
-    if max_images:
-        suffix += f"_n{max_images}"
-    return suffix
+    seed_part = f"_seed{seed}" if get_ood_set(out_dataset).kind == "noise" else ""
+    return seed_part + range_suffix(skip, max_images)
+
+
+def range_suffix(skip, max_images):
+    """_skip<S> and _n<N> where the image range is not the default: ends the names of run
+    folders and of tables over many runs, so that a smaller run never replaces the whole."""
+    return (f"_skip{skip}" if skip != HELD_OUT else "") + (f"_n{max_images}" if max_images
+                                                           else "")
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,20 @@ def test_a_corrupt_fit_cache_entry_is_recomputed(private_outputs, capsys):
     assert "recomputing" in capsys.readouterr().out
     np.testing.assert_array_equal(again.support_vectors, first.support_vectors)
     assert again.gamma == first.gamma and isinstance(again.gamma, float)
+
+
+def test_laood_is_set_beside_the_comparison_of_the_same_images(tmp_path, monkeypatch):
+    """results/detectors_<nn>_n<N>.csv beside a run capped at N images, never the whole
+    comparison's numbers (nor the whole beside a capped one)."""
+    import laood_report
+    monkeypatch.setenv("ODIN_RESULTS_DIR", str(tmp_path))
+    header = "ood_set,detector,AUROC,FPR at TPR 95%,note\n"
+    (tmp_path / "detectors_resnet20.csv").write_text(header + "Uniform,KNN,11.0,12.0,\n")
+    (tmp_path / "detectors_resnet20_n100.csv").write_text(header + "Uniform,KNN,21.0,22.0,\n")
+    rows = {"Uniform": {"ours": {"AUROC": 0.5, laood_report.FPR: 0.25}}}
+    capped = "\n".join(laood_report.beside("resnet20", rows, 100))
+    whole = "\n".join(laood_report.beside("resnet20", rows))
+    assert "| KNN | 21.0 |" in capped and "detectors_resnet20_n100.md" in capped
+    assert "| KNN | 11.0 |" in whole and "detectors_resnet20.md" in whole
+    assert "No comparison table results/detectors_resnet20_n50.csv" in "\n".join(
+        laood_report.beside("resnet20", rows, 50))
