@@ -122,14 +122,20 @@ def beside(nn, rows, max_images=None):
     return lines
 
 
+def table_name(nn, max_images=None):
+    """laood_<nn>[_n<N>]: a run on fewer images never replaces the whole table."""
+    return f"laood_{nn}{range_suffix(HELD_OUT, max_images)}"
+
+
 @by_leader
 def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=None):
-    """results/laood_<nn>.md, .csv and _layers.csv; returns the markdown."""
+    """results/<table_name>.md, .csv and _layers.csv; returns the markdown."""
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     text = markdown(nn, spec, detector, rows, why_not, timings, max_images)
-    (folder / f"laood_{nn}.md").write_text(text)
-    with open(folder / f"laood_{nn}.csv", "w", newline="") as f:
+    stem = table_name(nn, max_images)
+    (folder / f"{stem}.md").write_text(text)
+    with open(folder / f"{stem}.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "convention", *rows[next(iter(rows))]["ours"],
                       "best_layer", "best_layer_auroc", "logits_auroc"])
@@ -139,7 +145,7 @@ def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=
                               *(f"{100 * v:.2f}" for v in row[convention].values()),
                               row["best_layer"], f"{100 * row['best_auroc']:.2f}",
                               f"{100 * row['logits_auroc']:.2f}"])
-    with open(folder / f"laood_{nn}_layers.csv", "w", newline="") as f:
+    with open(folder / f"{stem}_layers.csv", "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["layer", *aurocs])
         for i, layer in enumerate(detector.fits):
@@ -148,9 +154,10 @@ def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=
 
 
 @by_leader
-def draw(nn, spec, detector, results, aurocs):
-    """figures/laood_<nn>_layers.png (per-layer AUROC of each set) and
-    figures/laood_<nn>_deciding.png (which layer decided, per set); returns both paths."""
+def draw(nn, spec, detector, results, aurocs, max_images=None):
+    """figures/<table_name>_layers.png (per-layer AUROC of each set) and
+    figures/<table_name>_deciding.png (which layer decided, per set); returns both paths."""
+    stem = table_name(nn, max_images)
     names = list(detector.fits)
     title = f"LA-OOD, {nn} ({spec.label}, {spec.in_dataset})"
     folder = figures_dir()
@@ -164,7 +171,7 @@ def draw(nn, spec, detector, results, aurocs):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    layers_path = folder / f"laood_{nn}_layers.png"
+    layers_path = folder / f"{stem}_layers.png"
     fig.savefig(layers_path, dpi=120)
     plt.close(fig)
     columns = min(3, len(results))
@@ -183,7 +190,7 @@ def draw(nn, spec, detector, results, aurocs):
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title + ": the layer whose SVM gave the maximum", fontsize=10)
     fig.tight_layout()
-    deciding_path = folder / f"laood_{nn}_deciding.png"
+    deciding_path = folder / f"{stem}_deciding.png"
     fig.savefig(deciding_path, dpi=120)
     plt.close(fig)
     return layers_path, deciding_path

@@ -1,6 +1,7 @@
 """LA-OOD on one model against every OOD set here: results/laood_<model>.md and .csv (both
 conventions), results/laood_<model>_layers.csv (each layer's AUROC alone) and the figures
-figures/laood_<model>_layers.png and figures/laood_<model>_deciding.png.
+figures/laood_<model>_layers.png and figures/laood_<model>_deciding.png (laood_<model>_n<N>*
+with --max-images N, beside the comparison over the same images, detectors_<model>_n<N>).
 
 The features of every convolution (and the logits) of the training set, the test set and
 each OOD set are computed once and cached; each layer's One-Class SVM is fitted once per
@@ -60,9 +61,10 @@ def report(args):
     rows, aurocs = laood_report.summarise(detector, results)
     text = laood_report.write_tables(args.nn, spec, detector, rows, aurocs, why_not, timings,
                                      args.max_images)
-    figures = laood_report.draw(args.nn, spec, detector, results, aurocs)
+    figures = laood_report.draw(args.nn, spec, detector, results, aurocs, args.max_images)
     print(text)
-    print(f"wall {time.time() - started:.0f} s. Written: results/laood_{args.nn}.md (.csv, "
+    print(f"wall {time.time() - started:.0f} s. Written: results/"
+          f"{laood_report.table_name(args.nn, args.max_images)}.md (.csv, "
           f"_layers.csv), " + ", ".join(shown(p) for p in figures))
 
 

@@ -111,14 +111,14 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     assert done.returncode == 0, done.stderr[-2000:]
     assert "reproduce_laood.sh: resnet20" in done.stdout
     assert "reused" in done.stdout + done.stderr      # main.py's features, not a second pass
-    md = (results_dir() / "laood_resnet20.md").read_text()
+    md = (results_dir() / "laood_resnet20_n100.md").read_text()
     assert "| Uniform Noise |" in md and "| Pure colour |" in md
-    rows = (results_dir() / "laood_resnet20.csv").read_text().splitlines()
+    rows = (results_dir() / "laood_resnet20_n100.csv").read_text().splitlines()
     assert len(rows) == 5                     # a header, two sets x two conventions
-    per_layer = (results_dir() / "laood_resnet20_layers.csv").read_text().splitlines()
+    per_layer = (results_dir() / "laood_resnet20_n100_layers.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in per_layer[1:]] == layers
     for name in ("layers", "deciding"):
-        assert (figures_dir() / f"laood_resnet20_{name}.png").stat().st_size > 10000
+        assert (figures_dir() / f"laood_resnet20_n100_{name}.png").stat().st_size > 10000
 
 
 def test_a_corrupt_fit_cache_entry_is_recomputed(private_outputs, capsys):
