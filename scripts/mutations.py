@@ -32,10 +32,10 @@ MUTATIONS = [
      '        ("Our", "In"): out_scores.odin, ("Our", "Out"): in_scores.odin'),
     ("FPR at 95% TPR -> 90%", "code/metrics.py", "TPR_LEVEL = 0.95", "TPR_LEVEL = 0.90"),
     ("shift the held-out split by one (plan)", "code/runs.py",
-     "range(settings.skip, stop)", "range(settings.skip + 1, stop)"),
+     "range(skip, stop)", "range(skip + 1, stop)"),
     ("shift the held-out split by one (images scored)", "code/runs.py",
-     "Subset(plan.ood, plan.indices)",
-     "Subset(plan.ood, range(plan.indices.start + 1, plan.indices.stop + 1))"),
+     "score_images(model, plan.ood, plan.indices,",
+     "score_images(model, plan.ood, range(plan.indices.start + 1, plan.indices.stop + 1),"),
     ("shift the held-out split by one (tuning)", "code/tuning.py",
      "held_out = range(self.count)", "held_out = range(1, self.count + 1)"),
     ("grid key without the images", "code/tuning.py",
@@ -119,7 +119,8 @@ MUTATIONS = [
     ("torchrun: every rank writes cache entries", "code/cache.py",
      "@by_leader\ndef _save_arrays(", "def _save_arrays("),
     ("a comparison on fewer images replaces the whole table", "code/compare.py",
-     '+ (f"_n{args.max_images}" if args.max_images else "")', ''),
+     'f"detectors_{args.nn}{runs.range_suffix(args.skip, args.max_images)}"',
+     'f"detectors_{args.nn}"'),
 ]
 
 
