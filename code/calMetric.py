@@ -1,83 +1,11 @@
-"""The release's metric block from a run folder's score files (layer 5, and a command).
+"""The release's metric block from a run folder's score files (layer 6: the calMetric.py command).
 
-Reads the ``confidence_<Method>_{In,Out}.txt`` files (scorefiles.py) of a run folder, or
-of a bare folder holding them, and prints a column per method: Baseline vs "Our Method"
-(ODIN) for an ODIN run, as the release, or the detector's name (Energy, KNN, ...):
-FPR at 95% TPR, detection error, AUROC, AUPR-In and AUPR-Out, ``exact`` (default) or
-the release's ``paper`` sweep, or the FSSD repository's AUROC, AUPRC and FPR at 80% TPR
-(``fssd``), as defined in metrics.py.
-
-    python calMetric.py RUN_DIR [--metrics paper]
+The command's code is oodbench.commands.calmetric (code/oodbench/commands/calmetric.py);
+``python calMetric.py --help`` explains it.
 """
-import argparse
 import sys
 
-import scorefiles
-from metrics import ALL_MODES, MODES, compute
-from paths import UserError, report_errors
-
-
-def add_metrics_flag(parser, modes=MODES):
-    """--metrics, shared by every command that prints metrics (cli.py uses it too)."""
-    parser.add_argument("--metrics", choices=modes, default="exact",
-                        help="; ".join(f"{k}: {v}" for k, v in modes.items()) + " (default exact)")
-
-
-def run_metrics(folder, mode="exact", num_classes=None):
-    """{method name: metrics} for a run folder (or a folder of score files): 'Baseline' and
-    'ODIN' for an ODIN run, the detector's label for another method's run."""
-    tags = scorefiles.methods_in(folder)
-    if not tags:
-        raise UserError(f"{folder}: no pair of confidence_<Method>_{{In,Out}}.txt files")
-    result = {}
-    for method in tags:
-        temperature, ins, outs = scorefiles.read_scores(folder, method)
-        # the release's sweep ranges are for max-softmax scores: Base at T = 1, ODIN at its T
-        temperature = {"Base": 1, "Our": temperature}.get(method)
-        result[scorefiles.method_name(method)] = compute(ins, outs, mode, num_classes,
-                                                         temperature)
-    return result
-
-
-def column_title(name):
-    return "Our Method" if name == "ODIN" else name   # the release's wording
-
-
-def metric_block(result, architecture="unknown", in_dataset="unknown", out_dataset="unknown"):
-    """The release's printed block, in percent: one column per method of ``result``
-    (Baseline vs "Our Method" for an ODIN run)."""
-    widths = [13] + [18] * (len(result) - 1)
-    lines = [f"{'Neural network architecture:':31}{architecture:>22}",
-             f"{'In-distribution dataset:':31}{in_dataset:>22}",
-             f"{'Out-of-distribution dataset:':31}{out_dataset:>22}",
-             "",
-             " " * 20 + "".join(f"{column_title(name):>{w + 1}}"
-                                for name, w in zip(result, widths))]
-    for metric in next(iter(result.values())):
-        lines.append(f"{metric + ':':20}" + "".join(
-            f"{100 * values[metric]:{w}.1f}%" for values, w in zip(result.values(), widths)))
-    return "\n".join(lines)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", help="a run folder (holding softmax_scores/) or a folder "
-                        "of confidence_<Method>_{In,Out}.txt files")
-    add_metrics_flag(parser, ALL_MODES)
-    parser.add_argument("--num-classes", type=int,
-                        help="classes of the in-distribution set (picks the release's sweep "
-                        "range in paper mode; read from run.json when there)")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: print_metrics(args.folder, args.metrics, args.num_classes))
-
-
-def print_metrics(folder, mode, num_classes=None):
-    info = scorefiles.read_run_info(folder)
-    result = run_metrics(folder, mode, num_classes or info.get("num_classes"))
-    print(metric_block(result, info.get("architecture", "unknown"),
-                       info.get("in_dataset", "unknown"), info.get("out_label", "unknown")))
-
+from oodbench.commands.calmetric import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,47 +1,11 @@
 """Convert a full pickled checkpoint you trust into a plain state_dict.
 
-The ODIN release ships whole pickled modules (``torch.save(model)``); unpickling
-runs arbitrary code when loaded, so the project loads them only when their
-sha256 is a known release file. For any other pickle you trust, this script
-unpickles it once, explicitly, and saves only its tensors:
-
-    python code/convert_checkpoint.py models/densenet100.pth models/densenet100.state_dict.pt
-    mv models/densenet100.state_dict.pt models/densenet100.pth
-
-The state_dict loads with ``torch.load(weights_only=True)``: no code runs.
+The command's code is oodbench.commands.convert_checkpoint
+(code/oodbench/commands/convert_checkpoint.py); ``python convert_checkpoint.py --help`` explains it.
 """
-import argparse
 import sys
-import warnings
-from pathlib import Path
 
-import torch
-
-import densenet  # noqa: F401  (the release's pickles name these modules)
-import wideresnet  # noqa: F401
-from models import state_dict_of
-from paths import UserError, report_errors
-
-
-def convert(source, target):
-    if target.exists():
-        raise UserError(f"{target} exists; choose another name")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        obj = torch.load(source, map_location="cpu", weights_only=False)
-    state = state_dict_of(obj, source)
-    torch.save({k: v.clone() for k, v in state.items()}, target)
-    print(f"wrote {len(state)} tensors to {target}")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", type=Path, help="checkpoint to convert (you must trust it)")
-    parser.add_argument("target", type=Path, help="where to write the state_dict")
-    args = parser.parse_args(argv)
-    return report_errors(lambda: convert(args.source, args.target))
-
+from oodbench.commands.convert_checkpoint import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,7 @@ so that its peak memory is its own. Rows:
   a  release loop   batch 1, weight gradients on (what the release does), written here
   b  pytorch-ood    pytorch_ood.detector.ODIN, as documented (model weights trainable);
                     needs `pip install --no-deps pytorch-ood` (benchmark only)
-  c  ours           calData.score_dataset with the settings main.py picks for a full
+  c  ours           odin_scoring.score_dataset with the settings main.py picks for a full
                     run (9,000 + 9,000 images): channels_last, and torch.compile on the
                     CPU; its one-off warm-up (compilation) is printed, not timed
   d  forward        one batched forward pass in inference mode: the roofline;
@@ -55,15 +55,15 @@ sys.path.insert(0, str(CODE))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import calData  # noqa: E402
-import detectors  # noqa: E402
-import feature_runs  # noqa: E402
-import features  # noqa: E402
-import runtime  # noqa: E402
-from runs import ScoringOptions  # noqa: E402
-import tuning  # noqa: E402
-from datasets import cifar  # noqa: E402
-from models import load_model  # noqa: E402
+from oodbench import detectors  # noqa: E402
+from oodbench.core import runtime  # noqa: E402
+from oodbench.datasets.image_sets import cifar  # noqa: E402
+from oodbench.networks.registry import load_model  # noqa: E402
+from oodbench.pipelines import feature_runs  # noqa: E402
+from oodbench.pipelines import tuning  # noqa: E402
+from oodbench.pipelines.runs import ScoringOptions  # noqa: E402
+from oodbench.scoring import features  # noqa: E402
+from oodbench.scoring import odin_scoring  # noqa: E402
 
 T, EPS = 1000, 0.0014
 ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
@@ -80,7 +80,7 @@ def images(n):
 def release_loop(model, batch, mean, std, device):
     """One image at a time with weight gradients on, as the release does it."""
     model.requires_grad_(True)
-    normalise, std_t = calData.normaliser(mean, std, device)
+    normalise, std_t = odin_scoring.normaliser(mean, std, device)
     odin = []
     for image in batch:
         x = normalise(image[None]).requires_grad_(True)
@@ -97,13 +97,13 @@ def pytorch_ood(model, batch, mean, std, device, batch_size):
     from pytorch_ood.detector import ODIN
     model.requires_grad_(True)
     detector = ODIN(model, criterion=F.cross_entropy, eps=EPS, temperature=T, norm_std=list(std))
-    normalise, _ = calData.normaliser(mean, std, device)
+    normalise, _ = odin_scoring.normaliser(mean, std, device)
     for start in range(0, len(batch), batch_size):
         detector.predict(normalise(batch[start:start + batch_size]))
 
 
 def forward_only(model, batch, mean, std, device, batch_size):
-    normalise, _ = calData.normaliser(mean, std, device)
+    normalise, _ = odin_scoring.normaliser(mean, std, device)
     with torch.inference_mode():
         for start in range(0, len(batch), batch_size):
             model(normalise(batch[start:start + batch_size])).softmax(1).max(1)
@@ -153,7 +153,7 @@ def worker(row, n, device, batch_size, scores_path):
         "n": lambda b: tuning.naive_grid_scores(model, as_dataset(b), spec.mean, spec.std,
                                                 device, batch_size=batch_size),
         "b": lambda b: pytorch_ood(model, b, spec.mean, spec.std, device, batch_size),
-        "c": lambda b: calData.score_dataset(
+        "c": lambda b: odin_scoring.score_dataset(
             model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,
             desc="ours", static_shape=compiled).odin,
         "d": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),

@@ -18,12 +18,12 @@ sys.path.insert(0, str(CODE))
 
 import torch  # noqa: E402
 
-import fssd_bench  # noqa: E402
-import greysets  # noqa: E402
-from detectors.deep_ensemble import ensemble_score, max_softmax  # noqa: E402
-from detectors.fssd import MAGNITUDES as FSSD_MAGNITUDES  # noqa: E402
-from detectors.mahalanobis_full import MahalanobisFull  # noqa: E402
-from lenet import FMNIST_STD  # noqa: E402
+from oodbench.datasets import greysets  # noqa: E402
+from oodbench.detectors.deep_ensemble import ensemble_score, max_softmax  # noqa: E402
+from oodbench.detectors.fssd import MAGNITUDES as FSSD_MAGNITUDES  # noqa: E402
+from oodbench.detectors.mahalanobis_full import MahalanobisFull  # noqa: E402
+from oodbench.networks.lenet import FMNIST_STD  # noqa: E402
+from oodbench.pipelines import fssd_protocol  # noqa: E402
 
 
 def timed(function, repeat=2):
@@ -44,21 +44,21 @@ def main():
     parser.add_argument("--n", type=int, default=2048, help="images (default 2048)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    repetition = fssd_bench.Repetition(1, args.device)
+    repetition = fssd_protocol.Repetition(1, args.device)
     repetition.fit_mahalanobis()
     x = repetition.inputs(greysets.fashion_mnist()[0][:args.n])
     base, maha, fssd = repetition.base, repetition.mahalanobis, repetition.fssd
-    odin_grid = [(t, m) for m in FSSD_MAGNITUDES for t in fssd_bench.ODIN_TEMPERATURES]
+    odin_grid = [(t, m) for m in FSSD_MAGNITUDES for t in fssd_protocol.ODIN_TEMPERATURES]
     rows = {
-        "forward (Baseline)": lambda: fssd_bench.batched(lambda b: max_softmax(base, b), x),
-        "ODIN, one (T, eps)": lambda: fssd_bench.odin_grid(base, x, [(1000, 0.0014)]),
+        "forward (Baseline)": lambda: fssd_protocol.batched(lambda b: max_softmax(base, b), x),
+        "ODIN, one (T, eps)": lambda: fssd_protocol.odin_grid(base, x, [(1000, 0.0014)]),
         "Mahalanobis + input processing, one eps": lambda: maha.grid_scores(
             base, x, FMNIST_STD, [0.0014]),
         "FSSD + input processing, one eps": lambda: fssd.grid_scores(base, x, FMNIST_STD, [0.01]),
-        "Deep Ensemble (5 networks)": lambda: fssd_bench.batched(
+        "Deep Ensemble (5 networks)": lambda: fssd_protocol.batched(
             lambda b: ensemble_score(repetition.members, b), x),
-        "MC Dropout (32 passes)": lambda: fssd_bench.mc_dropout_score_all(base, x),
-        "ODIN grid (88)": lambda: fssd_bench.odin_grid(base, x, odin_grid),
+        "MC Dropout (32 passes)": lambda: fssd_protocol.mc_dropout_score_all(base, x),
+        "ODIN grid (88)": lambda: fssd_protocol.odin_grid(base, x, odin_grid),
         "Mahalanobis grid (14)": lambda: maha.grid_scores(base, x, FMNIST_STD,
                                                           list(MahalanobisFull.magnitudes)),
         "FSSD grid (22)": lambda: fssd.grid_scores(base, x, FMNIST_STD, list(FSSD_MAGNITUDES)),

@@ -22,14 +22,15 @@ sys.path.insert(0, str(CODE))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import runtime  # noqa: E402
-from calData import normaliser, odin_batch  # noqa: E402
-from datasets import cifar  # noqa: E402
-from detectors.fssd import FSSD, MAGNITUDES as FSSD_MAGNITUDES  # noqa: E402
-from detectors.mahalanobis_full import LEE_MAGNITUDES, MahalanobisFull, pooled  # noqa: E402
-from features import LayerMaps  # noqa: E402
-from layerwise_runs import CHUNK  # noqa: E402
-from models import load_model  # noqa: E402
+from oodbench.core import runtime  # noqa: E402
+from oodbench.datasets.image_sets import cifar  # noqa: E402
+from oodbench.detectors.fssd import FSSD, MAGNITUDES as FSSD_MAGNITUDES  # noqa: E402
+from oodbench.detectors.mahalanobis_full import (LEE_MAGNITUDES, MahalanobisFull,  # noqa: E402
+                                                 pooled)
+from oodbench.networks.registry import load_model  # noqa: E402
+from oodbench.pipelines.layerwise_runs import CHUNK  # noqa: E402
+from oodbench.scoring.features import LayerMaps  # noqa: E402
+from oodbench.scoring.odin_scoring import normaliser, odin_batch  # noqa: E402
 
 
 def timed(function, x):

@@ -47,20 +47,21 @@ import sys, time
 sys.path.insert(0, "code")
 import torch
 from torch.utils.data import Subset
-import calData, runtime
-from datasets import cifar
-from models import load_model
+from oodbench.core import runtime
+from oodbench.datasets.image_sets import cifar
+from oodbench.networks.registry import load_model
+from oodbench.scoring import odin_scoring
 device = torch.device("cuda", int(sys.argv[1]))
 model, spec = load_model("densenet10", device)
 model = runtime.prepare_model(model, device)
 images = Subset(cifar("CIFAR-10"), range(1000, 3000))
 for batch in (32, 128, 512, 1024):
     torch.cuda.reset_peak_memory_stats(device)
-    calData.score_dataset(model, Subset(images, range(batch)), spec.mean, spec.std, 1000,
-                          0.0014, device, batch)            # warm-up
+    odin_scoring.score_dataset(model, Subset(images, range(batch)), spec.mean, spec.std, 1000,
+                               0.0014, device, batch)            # warm-up
     torch.cuda.synchronize(device)
     started = time.time()
-    calData.score_dataset(model, images, spec.mean, spec.std, 1000, 0.0014, device, batch)
+    odin_scoring.score_dataset(model, images, spec.mean, spec.std, 1000, 0.0014, device, batch)
     torch.cuda.synchronize(device)
     seconds = time.time() - started
     peak = torch.cuda.max_memory_allocated(device) / 2**20

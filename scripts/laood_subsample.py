@@ -11,12 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 
-import cli  # noqa: E402
-import laood_report  # noqa: E402
-import laood_runs  # noqa: E402
-import laood_table  # noqa: E402
-import table  # noqa: E402
-from datasets import OOD_SETS  # noqa: E402
+from oodbench.commands import cli  # noqa: E402
+from oodbench.commands import laood_table  # noqa: E402
+from oodbench.commands import table  # noqa: E402
+from oodbench.datasets.image_sets import OOD_SETS  # noqa: E402
+from oodbench.pipelines import laood_runs  # noqa: E402
+from oodbench.reports import laood_report  # noqa: E402
 
 
 def main():

@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 
 import numpy as np  # noqa: E402
 
-import cli  # noqa: E402
-import layerwise_runs as lw  # noqa: E402
-from datasets import cifar, ood_dataset  # noqa: E402
-from detectors import layer_ensemble  # noqa: E402
-from paths import UserError, report_errors  # noqa: E402
+from oodbench.commands import cli  # noqa: E402
+from oodbench.core.paths import UserError, report_errors  # noqa: E402
+from oodbench.datasets.image_sets import cifar, ood_dataset  # noqa: E402
+from oodbench.detectors import layer_ensemble  # noqa: E402
+from oodbench.pipelines import layerwise_runs as lw  # noqa: E402
 
 
 def held_out_scores(scorer, method, sets, seed, magnitudes):

@@ -64,9 +64,9 @@ def small_net():
 def installed():
     """The real data and weights. They come from ../shared (or $ODIN_MIRROR) via the setup
     step; when they cannot be had, tests that need them FAIL with the reason: never skip."""
-    import rebuild
-    from assets import ITEMS_BY_NAME, Unavailable
-    from fetch import ensure
+    from oodbench.assets import rebuild
+    from oodbench.assets.catalog import ITEMS_BY_NAME, Unavailable
+    from oodbench.assets.fetch import ensure
     try:
         for name in ("cifar10", "iSUN", "densenet10", "mnist-images", "mnist-labels",
                      "tinyimagenet-test", "tinyimagenet-val", "fashion-mnist-images",

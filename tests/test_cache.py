@@ -4,11 +4,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-import cache
-import calData
-import tuning
-from calData import Scores
-from datasets import NoiseImages, content_digest, ood_dataset
+from oodbench.datasets.image_sets import NoiseImages, content_digest, ood_dataset
+from oodbench.pipelines import tuning
+from oodbench.scoring import cache, odin_scoring
+from oodbench.scoring.odin_scoring import Scores
 
 KEY_PARTS = dict(what="odin-scores", weights="w", images="i", mean=(0.5, 0.5, 0.5),
                  std=(0.2, 0.2, 0.2), device="cpu", temperature=1000, epsilon=0.0014)
@@ -29,8 +28,57 @@ def test_every_part_changes_the_key(part, other):
 
 def test_the_scoring_version_is_in_the_key(monkeypatch):
     key = cache.scoring_key(**KEY_PARTS)
-    monkeypatch.setattr(cache, "SCORING_VERSION", calData.SCORING_VERSION + 1)
+    monkeypatch.setattr(cache, "SCORING_VERSION", odin_scoring.SCORING_VERSION + 1)
     assert cache.scoring_key(**KEY_PARTS) != key
+
+
+MODULE = '''"""A module whose results are cached (layer 3)."""
+import numpy as np
+
+from oodbench.scoring.metrics import fpr_at_tpr
+
+
+def score(x):
+    """Higher means more in-distribution."""
+    return -np.abs(x) + fpr_at_tpr(x, x, 0.95)   # a comment
+'''
+
+
+def code_key_of(tmp_path, monkeypatch, package, text):
+    """cache.code_key of ``text`` saved as the module ``package``.scored, in a folder of its
+    own (a new package name per call: keys are read once per process)."""
+    folder = tmp_path / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "scored.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return cache.code_key([f"{package}.scored"])
+
+
+def test_a_moved_module_keeps_its_code_key(tmp_path, monkeypatch):
+    """The key follows what the code computes: a module moved (another package, its imports
+    rewritten, its docstrings and comments reworded) keeps it; any change to a statement
+    that runs changes it."""
+    key = code_key_of(tmp_path, monkeypatch, "before_move", MODULE)
+    assert code_key_of(tmp_path, monkeypatch, "after_move", MODULE) == key
+    moved = (MODULE.replace("from oodbench.scoring.metrics import", "from metrics import")
+             .replace("(layer 3)", "(layer 3: scoring)").replace("# a comment", "# another")
+             .replace("Higher means", "A higher score means"))
+    assert code_key_of(tmp_path, monkeypatch, "rewritten_imports", moved) == key
+    for name, changed in [("sign", MODULE.replace("-np.abs(x)", "np.abs(x)")),
+                          ("level", MODULE.replace("0.95", "0.9")),
+                          ("binding", MODULE.replace("import fpr_at_tpr",
+                                                     "import fpr_at_tpr as other")),
+                          ("added", MODULE + "\nTHRESHOLD = 1\n")]:
+        assert code_key_of(tmp_path, monkeypatch, f"changed_{name}", changed) != key, name
+
+
+def test_the_code_keys_name_modules_that_exist():
+    """Every module named by a code key is one of the package's (a renamed module would
+    otherwise raise only when a cached run starts)."""
+    from oodbench.pipelines import fssd_protocol, layerwise_runs
+    for sources in (fssd_protocol.SOURCES, layerwise_runs.SOURCES, ["oodbench.detectors.laood"]):
+        assert cache.code_key(sources)
 
 
 def test_reuse_and_refresh():
@@ -124,7 +172,7 @@ def test_a_changed_seed_or_rebuilt_set_is_not_served_a_stale_grid(installed, mon
 
 def test_changed_images_are_not_served_stale_scores(installed):
     """The in-distribution score cache of a run: rebuilt images get a new key."""
-    import runs
+    from oodbench.pipelines import runs
     plan = runs.plan(runs.RunSettings("densenet10", "Uniform", 1000, 0.0014, max_images=2))
     key = runs.in_distribution_key(plan, "cpu")
     images = plan.ind.images.clone()

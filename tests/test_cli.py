@@ -5,12 +5,11 @@ import sys
 import pytest
 import torch
 
-import cli
-import main
-import runs
-from devices import pick_device
-from models import MODELS
-from paths import ROOT, UserError
+from oodbench.commands import cli, main
+from oodbench.core.devices import pick_device
+from oodbench.core.paths import ROOT, UserError
+from oodbench.networks.registry import MODELS
+from oodbench.pipelines import runs
 
 
 @pytest.mark.parametrize("args, message", [
@@ -57,8 +56,8 @@ def test_help_lists_models_and_sets():
 
 
 def test_every_shared_flag_has_help():
-    import table
-    import tune
+    from oodbench.commands import table
+    from oodbench.commands import tune
     for parser in (main.build_parser(), table.build_parser(), tune.build_parser()):
         for action in parser._actions:
             assert action.help, f"{parser.prog}: {action.option_strings} has no help"
@@ -144,7 +143,7 @@ def test_a_cifar100_model_is_a_clear_error_for_a_fitted_method(capsys):
 
 
 def test_fitting_without_the_training_set_says_which_set(nothing_installed):
-    import feature_runs
+    from oodbench.pipelines import feature_runs
     scorer = feature_runs.FeatureScorer.__new__(feature_runs.FeatureScorer)
     scorer.spec, scorer._train = MODELS["densenet10"], None
     with pytest.raises(UserError, match="knn fits on the CIFAR-10 training set of densenet10, "

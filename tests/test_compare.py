@@ -7,11 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-import compare
-import scorefiles
-import main
-from datasets import OOD_SETS
-from paths import ROOT, results_dir
+from oodbench.commands import compare, main
+from oodbench.core import scorefiles
+from oodbench.core.paths import ROOT, results_dir
+from oodbench.datasets.image_sets import OOD_SETS
 
 N = 100
 ARGS = ["--nn", "resnet20", "--max-images", str(N), "--tune-images", "4", "--gpu", "-1",
@@ -62,7 +61,7 @@ def test_every_detector_on_every_set_here(installed, outputs, capsys):
 
 
 def test_a_second_comparison_reuses_every_run(installed, outputs, capsys, monkeypatch):
-    import feature_runs
+    from oodbench.pipelines import feature_runs
     monkeypatch.setattr(feature_runs.FeatureScorer, "score",
                         lambda *a: pytest.fail("a finished run was scored again"))
     before = read_rows()
@@ -92,9 +91,9 @@ LAYERWISE = ["Mahalanobis (full, OOD val)", "Mahalanobis (full, TIN val)", "FSSD
 def small_layerwise(monkeypatch):
     """Lee et al.'s protocol on 100 held-out images (50 fit, 50 select) and two magnitudes,
     so that the real scoring runs in CI's time."""
-    import layerwise_runs
-    from detectors.fssd import FSSD
-    from detectors.mahalanobis_full import MahalanobisFull
+    from oodbench.pipelines import layerwise_runs
+    from oodbench.detectors.fssd import FSSD
+    from oodbench.detectors.mahalanobis_full import MahalanobisFull
     monkeypatch.setattr(layerwise_runs, "VALIDATION", 100)
     monkeypatch.setattr(layerwise_runs, "FIT", 50)
     monkeypatch.setitem(layerwise_runs.DETECTORS, "mahalanobis_full",

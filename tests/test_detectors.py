@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-import detectors
-from detectors import knn
-from detectors.ash import ash_s
-from detectors.vim import principal_dimension
-from features import Features, Head
-from paths import UserError
+from oodbench import detectors
+from oodbench.core.paths import UserError
+from oodbench.detectors import knn
+from oodbench.detectors.ash import ash_s
+from oodbench.detectors.vim import principal_dimension
+from oodbench.scoring.features import Features, Head
 
 
 def feats(penultimate, head=None, labels=None, logits=None):

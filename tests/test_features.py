@@ -9,13 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-import cache
-import calData
-import detectors
-import features
-from cifar_resnet import CifarResNet
-from densenet import DenseNet3
-from models import MODELS, get_spec
+from oodbench import detectors
+from oodbench.networks.cifar_resnet import CifarResNet
+from oodbench.networks.densenet import DenseNet3
+from oodbench.networks.registry import MODELS, get_spec
+from oodbench.scoring import cache, features, odin_scoring
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -75,7 +73,7 @@ class Spec:
 def test_hook_features_equal_a_manual_forward(model_name, build, manual):
     net, data = random_net(build), images(6)
     found = features.extract(net, Spec(model_name), data, "cpu", batch_size=4)
-    normalise, _ = calData.normaliser(MEAN, STD, "cpu")
+    normalise, _ = odin_scoring.normaliser(MEAN, STD, "cpu")
     with torch.no_grad():
         layers, penultimate, logits = manual(net, normalise(data.tensors[0]))
     assert list(found.layers) == [layer.name for layer in get_spec(model_name).feature_layers]
@@ -107,7 +105,7 @@ def test_features_do_not_depend_on_the_batch_size():
 def test_the_msp_detector_is_the_odin_runs_baseline_column():
     net, data = random_net(lambda: CifarResNet(20, 10, "A")), images(8)
     found = features.extract(net, Spec("resnet20"), data, "cpu", batch_size=8)
-    odin = calData.score_dataset(net, data, MEAN, STD, 1000, 0.0014, "cpu", batch_size=8)
+    odin = odin_scoring.score_dataset(net, data, MEAN, STD, 1000, 0.0014, "cpu", batch_size=8)
     msp = detectors.make("msp").fit(None, None).score(found)
     np.testing.assert_array_equal(msp, odin.baseline)
     assert not np.allclose(msp, odin.odin)   # the test can tell the two columns apart

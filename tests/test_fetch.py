@@ -8,10 +8,9 @@ import pytest
 import subprocess
 import sys
 
-import assets
-import fetch
-import get_data
-from paths import ROOT, UserError, mirror_dir
+from oodbench.assets import catalog, fetch
+from oodbench.commands import get_data
+from oodbench.core.paths import ROOT, UserError, mirror_dir
 
 
 def make_tar(path, folder, files):
@@ -32,8 +31,8 @@ def mirror(tmp_path, monkeypatch):
 
 
 def item_for(mirror, tmp_path, md5):
-    source = assets.Source("mirror", "set.tar.gz", "md5", md5, tmp_path / "data" / "set", "set")
-    return assets.Item("set", (source,))
+    source = catalog.Source("mirror", "set.tar.gz", "md5", md5, tmp_path / "data" / "set", "set")
+    return catalog.Item("set", (source,))
 
 
 def test_install_verifies_extracts_and_is_idempotent(mirror, tmp_path):
@@ -61,10 +60,10 @@ def test_missing_everywhere_gives_url_and_checksum(nothing_installed, monkeypatc
     def no_network(*args, **kwargs):
         raise OSError("no network")
     monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
-    with pytest.raises(assets.Unavailable, match=r"LSUN is not available here: get it from "
+    with pytest.raises(catalog.Unavailable, match=r"LSUN is not available here: get it from "
                        r"https://www.dropbox.com/s/\S+/LSUN.tar.gz "
                        r"\(md5 458a0a0ab8e5f1cb4516d7400568e460\).*no network"):
-        fetch.ensure(assets.ITEMS_BY_NAME["LSUN"], quiet=True)
+        fetch.ensure(catalog.ITEMS_BY_NAME["LSUN"], quiet=True)
 
 
 def test_setup_with_nothing_to_be_had_says_so_one_line_an_item(nothing_installed):
@@ -77,7 +76,7 @@ def test_setup_with_nothing_to_be_had_says_so_one_line_an_item(nothing_installed
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Traceback" not in done.stderr + done.stdout, done.stderr
     lines = [line.strip() for line in done.stdout.splitlines()[1:]]
-    assert len(lines) == len(assets.ITEMS) + len(assets.REBUILT)
+    assert len(lines) == len(catalog.ITEMS) + len(catalog.REBUILT)
     # only Debian's Fashion-MNIST, a system path, can still be installed
     assert all(line.startswith("unavailable: ") or "(from system" in line for line in lines)
     assert any(line.startswith("unavailable: TIN_crop is not built: tinyimagenet-test is not "
@@ -107,7 +106,7 @@ def test_every_mirror_checksum_matches_shared_sha256sums():
         digest, name = line.split()
         sums[name] = digest
     checked = 0
-    for item in assets.ITEMS:
+    for item in catalog.ITEMS:
         for s in item.sources:
             if s.where == "mirror" and s.algo == "sha256":
                 assert sums[s.location] == s.digest, s.location
@@ -119,7 +118,7 @@ def test_installed_file_that_went_corrupt_is_named(mirror, tmp_path):
     data = b"payload"
     (mirror / "f.bin").write_bytes(data)
     md5 = hashlib.md5(data).hexdigest()
-    item = assets.Item("f", (assets.Source("mirror", "f.bin", "md5", md5, tmp_path / "f.bin"),))
+    item = catalog.Item("f", (catalog.Source("mirror", "f.bin", "md5", md5, tmp_path / "f.bin"),))
     installed = fetch.ensure(item, quiet=True)
     installed.write_bytes(data[:3])                       # truncated after installation
     with pytest.raises(UserError, match=rf"f.bin: corrupt or truncated .*expected {md5}"):
@@ -127,10 +126,13 @@ def test_installed_file_that_went_corrupt_is_named(mirror, tmp_path):
 
 
 def test_every_model_is_an_asset_and_every_url_is_in_the_catalogue_only():
-    import models
-    assert all(name in assets.ITEMS_BY_NAME for name in models.MODELS)
-    for module in ("models.py", "datasets.py", "fetch.py", "rebuild.py", "main.py", "table.py"):
-        assert "dropbox" not in (ROOT / "code" / module).read_text().lower(), module
+    from oodbench.networks import registry
+    assert all(name in catalog.ITEMS_BY_NAME for name in registry.MODELS)
+    catalogue = ROOT / "code" / "oodbench" / "assets" / "catalog.py"
+    assert "dropbox" in catalogue.read_text().lower()
+    for module in (ROOT / "code").rglob("*.py"):
+        if module != catalogue:
+            assert "dropbox" not in module.read_text().lower(), module
 
 
 def test_a_source_without_a_published_checksum_is_never_downloaded(
@@ -138,6 +140,6 @@ def test_a_source_without_a_published_checksum_is_never_downloaded(
     monkeypatch.delenv("ODIN_OFFLINE")
     monkeypatch.setattr(fetch.urllib.request, "urlopen",
                         lambda *a, **k: pytest.fail("downloaded an unverifiable file"))
-    with pytest.raises(assets.Unavailable, match="wideresnet10 is not available here: .*no "
+    with pytest.raises(catalog.Unavailable, match="wideresnet10 is not available here: .*no "
                        "published checksum.*never downloaded"):
-        fetch.ensure(assets.ITEMS_BY_NAME["wideresnet10"], quiet=True)
+        fetch.ensure(catalog.ITEMS_BY_NAME["wideresnet10"], quiet=True)

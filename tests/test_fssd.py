@@ -5,19 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-import fssd_bench
-import fssd_table
-import lenet
-from densenet import DenseNet3
-from detectors import layer_ensemble
-from detectors.deep_ensemble import ensemble_score
-from detectors.fssd import FSSD, noise_inputs
-from detectors.mahalanobis_full import MahalanobisFull
-from detectors.mc_dropout import mc_dropout_score
-from features import LayerMaps
-from metrics import fpr_at_tpr, fssd_metrics
-from models import DENSENET_LAYERS, FeatureLayer
-from paths import UserError
+from oodbench.commands import fssd_table
+from oodbench.core.paths import UserError
+from oodbench.detectors import layer_ensemble
+from oodbench.detectors.deep_ensemble import ensemble_score
+from oodbench.detectors.fssd import FSSD, noise_inputs
+from oodbench.detectors.mahalanobis_full import MahalanobisFull
+from oodbench.detectors.mc_dropout import mc_dropout_score
+from oodbench.networks import lenet
+from oodbench.networks.densenet import DenseNet3
+from oodbench.networks.registry import DENSENET_LAYERS, FeatureLayer
+from oodbench.pipelines import fssd_protocol
+from oodbench.scoring.features import LayerMaps
+from oodbench.scoring.metrics import fpr_at_tpr, fssd_metrics
 
 
 class Identity(torch.nn.Module):
@@ -108,7 +108,7 @@ class Recorder:
 
     def scores(self, method, name, part, images, values):
         self.calls.append((method, name, part, len(images)))
-        side = 1.0 if name == fssd_bench.IN_SET else 0.0
+        side = 1.0 if name == fssd_protocol.IN_SET else 0.0
         return {v: side + 0.1 * np.random.default_rng(len(self.calls)).random(len(images))
                 for v in values}
 
@@ -116,15 +116,15 @@ class Recorder:
 def test_the_no_ood_variant_fits_and_chooses_on_the_validation_set_only():
     recorder = Recorder()
     ins, outs, proxy = torch.zeros(1100, 1), torch.zeros(1200, 1), torch.zeros(1050, 1)
-    result = fssd_bench.evaluate(recorder, "FSSD (TIN val)", ins, "MNIST", outs, proxy)
+    result = fssd_protocol.evaluate(recorder, "FSSD (TIN val)", ins, "MNIST", outs, proxy)
     ood = [(name, part, n) for method, name, part, n in recorder.calls
-           if name != fssd_bench.IN_SET]
+           if name != fssd_protocol.IN_SET]
     assert {m for m, *_ in recorder.calls} == {"FSSD"}
-    assert ood == [(fssd_bench.VALIDATION_SET, "fit", 500), (fssd_bench.VALIDATION_SET, "select",
-                                                             500), ("MNIST", "test", 200)]
+    assert ood == [(fssd_protocol.VALIDATION_SET, "fit", 500),
+                   (fssd_protocol.VALIDATION_SET, "select", 500), ("MNIST", "test", 200)]
     assert result["AUROC"] == 1.0 and result["chosen"] == 0.1   # ties: the first of the grid
     recorder.calls.clear()
-    fssd_bench.evaluate(recorder, "FSSD", ins, "MNIST", outs)
+    fssd_protocol.evaluate(recorder, "FSSD", ins, "MNIST", outs)
     assert [part for _, name, part, _ in recorder.calls if name == "MNIST"] == \
         ["fit", "select", "test"]
 
@@ -142,7 +142,7 @@ def test_fssd_grid_standardises_each_batch_of_512():
 
 
 def test_repetition_scores_are_kept_per_image_set():
-    repetition = fssd_bench.Repetition(1)
+    repetition = fssd_protocol.Repetition(1)
     a = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
     b = torch.full((3, 1, 28, 28), 255, dtype=torch.uint8)
     first = repetition.scores("Baseline", "X", "fit", a, [None])[None]
@@ -195,7 +195,7 @@ def test_fssd_metrics_by_hand():
 
 
 def test_split_is_fssds_seeded_500_500_rest():
-    parts = fssd_bench.split(10000)
+    parts = fssd_protocol.split(10000)
     order = np.random.RandomState(42).permutation(10000)
     assert [len(parts[p]) for p in ("fit", "select", "test")] == [500, 500, 9000]
     assert (np.concatenate([parts["fit"], parts["select"], parts["test"]]) == order).all()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.svm import OneClassSVM
 
-from detectors import laood
-from models import MODELS, conv_layers
+from oodbench.detectors import laood
+from oodbench.networks.registry import MODELS, conv_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,9 +89,9 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     """main.py --method laood on ResNet-20 (20 layers: 19 convolutions and the logits), fitted
     on 300 training images: a run folder calMetric reads, the deciding layer of every image,
     and Uniform noise caught (a sign error gives an AUROC near 0)."""
-    import main
-    import scorefiles
-    from calMetric import run_metrics
+    from oodbench.commands import main
+    from oodbench.core import scorefiles
+    from oodbench.reports.metric_block import run_metrics
     args = ["--nn", "resnet20", "--method", "laood", "--subsample", "300", "--out_dataset",
             "Uniform", "--max-images", "100", "--gpu", "-1"]
     assert main.main(args) == 0
@@ -103,7 +103,7 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     assert len(deciding) == 100 and set(deciding) <= set(layers)
     # the report by scripts/reproduce_laood.sh (a CI-sized run of it), from the same cached
     # features and fits: both conventions, each layer alone, the figures
-    from paths import figures_dir, results_dir
+    from oodbench.core.paths import figures_dir, results_dir
     done = subprocess.run(["bash", str(ROOT / "scripts" / "reproduce_laood.sh"), "resnet20", "--",
                            "--subsample", "300", "--sets", "Uniform", "PureColour",
                            "--max-images", "100", "--gpu", "-1"],
@@ -135,7 +135,7 @@ def test_a_corrupt_fit_cache_entry_is_recomputed(private_outputs, capsys):
 def test_laood_is_set_beside_the_comparison_of_the_same_images(tmp_path, monkeypatch):
     """results/detectors_<nn>_n<N>.csv beside a run capped at N images, never the whole
     comparison's numbers (nor the whole beside a capped one)."""
-    import laood_report
+    from oodbench.reports import laood_report
     monkeypatch.setenv("ODIN_RESULTS_DIR", str(tmp_path))
     header = "ood_set,detector,AUROC,FPR at TPR 95%,note\n"
     (tmp_path / "detectors_resnet20.csv").write_text(header + "Uniform,KNN,11.0,12.0,\n")

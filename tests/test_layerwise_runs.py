@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import layerwise_runs as lw
-from detectors.mahalanobis_full import MahalanobisFull
-from features import LayerMaps
-from models import FeatureLayer
-from paths import UserError
+from oodbench.core.paths import UserError
+from oodbench.detectors.mahalanobis_full import MahalanobisFull
+from oodbench.networks.registry import FeatureLayer
+from oodbench.pipelines import layerwise_runs as lw
+from oodbench.scoring.features import LayerMaps
 
 HELD, FIT = 40, 20
 

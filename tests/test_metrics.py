@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-import calMetric
-import scorefiles
-from calMetric import metric_block, run_metrics
-from metrics import exact_metrics, paper_metrics, sweep_range
-from paths import UserError
-from scorefiles import read_score_file
+from oodbench.commands import calmetric
+from oodbench.core import scorefiles
+from oodbench.core.paths import UserError
+from oodbench.core.scorefiles import read_score_file
+from oodbench.reports.metric_block import metric_block, run_metrics
+from oodbench.scoring.metrics import exact_metrics, paper_metrics, sweep_range
 
 
 def close(result, expected):
@@ -135,7 +135,7 @@ def test_run_metrics_on_the_hand_case(tmp_path, mode):
 
 @pytest.mark.parametrize("mode", ["exact", "paper"])
 def test_calmetric_command_prints_the_hand_case(tmp_path, capsys, mode):
-    assert calMetric.main([str(hand_run(tmp_path)), "--metrics", mode]) == 0
+    assert calmetric.main([str(hand_run(tmp_path)), "--metrics", mode]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[4] == "                          Baseline         Our Method"
     for line, (name, value) in zip(lines[5:], HAND[mode].items()):
@@ -144,5 +144,5 @@ def test_calmetric_command_prints_the_hand_case(tmp_path, capsys, mode):
 
 
 def test_calmetric_command_on_a_bad_folder(tmp_path, capsys):
-    assert calMetric.main([str(tmp_path)]) == 2
+    assert calmetric.main([str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")

@@ -2,15 +2,15 @@
 import pytest
 import torch
 
-import models
-from densenet import DenseNet3
-from paths import UserError
-from wideresnet import WideResNet
+from oodbench.core.paths import UserError
+from oodbench.networks import registry
+from oodbench.networks.densenet import DenseNet3
+from oodbench.networks.wideresnet import WideResNet
 
 
 def load_from(path, name="densenet10"):
     """The registry entry ``name`` with the weights of another file."""
-    return models.build_from(models.get_spec(name), path)
+    return registry.build_from(registry.get_spec(name), path)
 
 
 def test_release_layer_counts():
@@ -35,15 +35,15 @@ def test_unknown_pickle_is_refused_with_conversion_hint(tmp_path):
     path = tmp_path / "net.pth"
     torch.save(DenseNet3(16, 10), path)                   # a full pickle, like the release's
     with pytest.raises(UserError, match="not a known ODIN release file.*convert_checkpoint"):
-        models.read_checkpoint(path)
+        registry.read_checkpoint(path)
 
 
 def test_an_allowlisted_pickle_loads_and_a_one_byte_change_is_refused(tmp_path, monkeypatch):
     net = DenseNet3(16, 10)
     path = tmp_path / "release.pth"
     torch.save(net, path)                                   # a full pickle, like the release's
-    monkeypatch.setitem(models.RELEASE_PICKLES, models.sha256_of(path), "test pickle")
-    loaded = models.read_checkpoint(path)
+    monkeypatch.setitem(registry.RELEASE_PICKLES, registry.sha256_of(path), "test pickle")
+    loaded = registry.read_checkpoint(path)
     assert isinstance(loaded, DenseNet3) and torch.equal(loaded.fc.weight, net.fc.weight)
 
     data = bytearray(path.read_bytes())
@@ -52,22 +52,22 @@ def test_an_allowlisted_pickle_loads_and_a_one_byte_change_is_refused(tmp_path, 
     changed = tmp_path / "changed.pth"
     changed.write_bytes(bytes(data))
     with pytest.raises(UserError, match="is a full pickle .* not a known ODIN release file"):
-        models.read_checkpoint(changed)
+        registry.read_checkpoint(changed)
 
 
 def test_corrupt_and_missing_files(tmp_path, nothing_installed):
     path = tmp_path / "junk.pth"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a readable PyTorch checkpoint"):
-        models.read_checkpoint(path)
+        registry.read_checkpoint(path)
     with pytest.raises(UserError, match="densenet10.pth not found.*get_data.sh.*dropbox"):
-        models.load_model("densenet10")                     # absent from the empty models/
+        registry.load_model("densenet10")                     # absent from the empty models/
     with pytest.raises(UserError, match="unknown model 'densenet1000'"):
-        models.get_spec("densenet1000")
+        registry.get_spec("densenet1000")
 
 
 def test_convert_checkpoint_roundtrip(tmp_path):
-    import convert_checkpoint
+    from oodbench.commands import convert_checkpoint
     net = DenseNet3(100, 10)
     torch.save(net, tmp_path / "pickle.pth")
     assert convert_checkpoint.main([str(tmp_path / "pickle.pth"), str(tmp_path / "sd.pt")]) == 0
@@ -75,12 +75,49 @@ def test_convert_checkpoint_roundtrip(tmp_path):
     assert torch.equal(loaded.fc.weight, net.fc.weight)
 
 
-@pytest.mark.parametrize("name", [n for n, s in models.MODELS.items()
+@pytest.mark.parametrize("name", [n for n, s in registry.MODELS.items()
                                   if not s.name.startswith(("densenet100", "wideresnet"))])
 def test_every_mirrored_checkpoint_loads(installed, name):
-    import fetch
-    from assets import ITEMS_BY_NAME
+    from oodbench.assets import fetch
+    from oodbench.assets.catalog import ITEMS_BY_NAME
     fetch.ensure(ITEMS_BY_NAME[name], quiet=True)
-    model, spec = models.load_model(name)
+    model, spec = registry.load_model(name)
     assert model.fc.out_features == spec.num_classes
     assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def release_style_pickle(path, monkeypatch):
+    """A full pickle whose classes are named as the release's are: densenet.DenseNet3 and so
+    on, top-level modules that exist nowhere but in the release's code."""
+    from oodbench.networks import densenet
+    for value in vars(densenet).values():
+        if isinstance(value, type) and value.__module__ == densenet.__name__:
+            monkeypatch.setattr(value, "__module__", "densenet")
+    with monkeypatch.context() as m:
+        m.setitem(__import__("sys").modules, "densenet", densenet)
+        net = DenseNet3(16, 10)
+        torch.save(net, path)
+    monkeypatch.undo()
+    return net
+
+
+def test_release_pickles_unpickle_by_their_module_names(tmp_path, monkeypatch):
+    """The release pickles name top-level modules densenet and wideresnet: those names mean
+    this package's modules while the registry or convert_checkpoint unpickles, and nothing
+    else afterwards."""
+    import sys
+    path = tmp_path / "release.pth"
+    net = release_style_pickle(path, monkeypatch)
+    assert "densenet" not in sys.modules
+    with pytest.raises(ModuleNotFoundError, match="densenet"):
+        torch.load(path, weights_only=False)                 # no such top-level module
+    monkeypatch.setitem(registry.RELEASE_PICKLES, registry.sha256_of(path), "test pickle")
+    loaded = registry.read_checkpoint(path)
+    assert isinstance(loaded, DenseNet3) and torch.equal(loaded.fc.weight, net.fc.weight)
+    assert "densenet" not in sys.modules and "wideresnet" not in sys.modules
+
+    from oodbench.commands import convert_checkpoint
+    assert convert_checkpoint.main([str(path), str(tmp_path / "sd.pt")]) == 0
+    state = torch.load(tmp_path / "sd.pt", weights_only=True)
+    assert torch.equal(state["fc.weight"], net.fc.weight)
+    assert "densenet" not in sys.modules

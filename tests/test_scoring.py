@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-import calData
-from models import ODIN_MEAN, ODIN_STD
+from oodbench.networks.registry import ODIN_MEAN, ODIN_STD
+from oodbench.scoring import odin_scoring
 
 STD = torch.tensor(ODIN_STD).view(1, 3, 1, 1)
 
@@ -45,8 +45,8 @@ def reference(net, images, temperature, epsilon, **mistake):
 @pytest.mark.parametrize("temperature, epsilon", [(10, 0.004), (2, 0.002), (1000, 0.0014)])
 def test_batched_scores_equal_the_reference(small_net, images, temperature, epsilon):
     dataset = TensorDataset(images, torch.arange(len(images)))
-    batched = calData.score_dataset(small_net, dataset, ODIN_MEAN, ODIN_STD, temperature,
-                                    epsilon, "cpu", batch_size=5)
+    batched = odin_scoring.score_dataset(small_net, dataset, ODIN_MEAN, ODIN_STD, temperature,
+                                         epsilon, "cpu", batch_size=5)
     expected = reference(small_net, images, temperature, epsilon)
     assert np.abs(batched.baseline - expected[:, 0]).max() <= TOLERANCE
     assert np.abs(batched.odin - expected[:, 1]).max() <= TOLERANCE
@@ -81,20 +81,20 @@ def test_zero_gradient_maps_to_plus_one():
             return super().forward(x)
 
     x = torch.zeros(1, 3, 32, 32)
-    calData.odin_batch(Spy().eval(), x, 1000, 0.01, STD)
+    odin_scoring.odin_batch(Spy().eval(), x, 1000, 0.01, STD)
     shift = seen["inputs"][1] - seen["inputs"][0]
     assert torch.allclose(shift, (-0.01 / STD).expand_as(shift))
 
 
 def test_epsilon_zero_is_temperature_scaling_only(small_net):
     x = torch.randn(4, 3, 32, 32)
-    _, odin, _ = calData.odin_batch(small_net, x, 1000, 0.0, STD)
+    _, odin, _ = odin_scoring.odin_batch(small_net, x, 1000, 0.0, STD)
     expected = F.softmax(small_net(x) / 1000, 1).max(1).values
     assert torch.allclose(odin, expected, atol=1e-7)
 
 
 def test_weights_get_no_gradient(small_net):
-    calData.odin_batch(small_net, torch.randn(2, 3, 32, 32), 1000, 0.0014, STD)
+    odin_scoring.odin_batch(small_net, torch.randn(2, 3, 32, 32), 1000, 0.0014, STD)
     assert all(p.grad is None and not p.requires_grad for p in small_net.parameters())
     assert not small_net.training
 
@@ -102,10 +102,10 @@ def test_weights_get_no_gradient(small_net):
 def test_score_files_in_release_format(tmp_path):
     def scores(baseline, odin):
         n = len(odin)
-        return calData.Scores(np.array(baseline, np.float32), np.array(odin, np.float32),
-                              np.zeros(n, int), np.zeros(n, int))
+        return odin_scoring.Scores(np.array(baseline, np.float32), np.array(odin, np.float32),
+                                   np.zeros(n, int), np.zeros(n, int))
     in_scores, out_scores = scores([0.9, 0.5], [0.1001, 0.10002]), scores([0.3], [0.1])
-    calData.write_scores(tmp_path, 1000, 0.0014, in_scores, out_scores)
+    odin_scoring.write_scores(tmp_path, 1000, 0.0014, in_scores, out_scores)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "confidence_Base_In.txt", "confidence_Base_Out.txt",
         "confidence_Our_In.txt", "confidence_Our_Out.txt"]
@@ -115,15 +115,15 @@ def test_score_files_in_release_format(tmp_path):
         "1000, 0.0014, 0.9\n1000, 0.0014, 0.5\n"
     assert (tmp_path / "confidence_Our_Out.txt").read_text() == "1000, 0.0014, 0.1\n"
     assert (tmp_path / "confidence_Base_Out.txt").read_text() == "1000, 0.0014, 0.3\n"
-    calData.write_scores(tmp_path, 1000, 0.0, in_scores, out_scores)
+    odin_scoring.write_scores(tmp_path, 1000, 0.0, in_scores, out_scores)
     assert (tmp_path / "confidence_Base_In.txt").read_text().startswith("1000, 0.0, 0.9\n")
 
 
 def test_padding_last_batch_changes_no_score(small_net):
     data = TensorDataset(torch.rand(7, 3, 32, 32, generator=torch.Generator().manual_seed(2)),
                          torch.arange(7))
-    plain = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3)
-    padded = calData.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3,
-                                   static_shape=True)
+    plain = odin_scoring.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu", 3)
+    padded = odin_scoring.score_dataset(small_net, data, ODIN_MEAN, ODIN_STD, 1000, 0.0014, "cpu",
+                                        3, static_shape=True)
     assert len(padded) == 7 and np.allclose(plain.odin, padded.odin, atol=1e-7)
     assert np.array_equal(padded.labels, np.arange(7))

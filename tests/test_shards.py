@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import shards
+from oodbench.core import shards
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = ROOT / "tests" / "helpers" / "faulty_rank.py"

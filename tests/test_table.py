@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 from torch.utils.data import Subset
 
-import calData
-import runs
-import table
-import tuning
-from datasets import cifar, ood_dataset
-from metrics import METRICS, exact_metrics
-from models import load_model
-from paths import figures_dir, results_dir
+from oodbench.commands import table
+from oodbench.core.paths import figures_dir, results_dir
+from oodbench.datasets.image_sets import cifar, ood_dataset
+from oodbench.networks.registry import load_model
+from oodbench.pipelines import runs, tuning
+from oodbench.scoring import odin_scoring
+from oodbench.scoring.metrics import METRICS, exact_metrics
 
 ARGV = ["--nn", "densenet10", "--compare-modes", "--tune-images", "2", "--max-images", "4",
         "--gpu", "-1", "--batch-size", "4", "--compile", "off"]
@@ -40,8 +39,8 @@ def expected_metrics(name, temperature, epsilon):
     """Baseline and ODIN metrics of images 1000..1003 of CIFAR-10 and ``name``, scored here
     directly, independently of runs.py and table.py."""
     model, spec = load_model("densenet10")
-    sides = [calData.score_dataset(model, Subset(data, range(1000, 1004)), spec.mean, spec.std,
-                                   temperature, epsilon, "cpu")
+    sides = [odin_scoring.score_dataset(model, Subset(data, range(1000, 1004)), spec.mean, spec.std,
+                                        temperature, epsilon, "cpu")
              for data in (cifar("CIFAR-10"), ood_dataset(name))]
     return {"Baseline": exact_metrics(sides[0].baseline, sides[1].baseline),
             "ODIN": exact_metrics(sides[0].odin, sides[1].odin)}

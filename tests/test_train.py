@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-import greysets
-import train
-from paths import UserError
+from oodbench.commands import train
+from oodbench.core.paths import UserError
+from oodbench.datasets import greysets
 
 FEW = ["--epochs", "2", "--max-steps", "3"]
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-import tune
-import tuning
-from models import ODIN_MEAN, ODIN_STD
-from paths import cache_dir, figures_dir, results_dir
+from oodbench.commands import tune
+from oodbench.core.paths import cache_dir, figures_dir, results_dir
+from oodbench.networks.registry import ODIN_MEAN, ODIN_STD
+from oodbench.pipelines import tuning
 
 
 def test_grid_equals_naive_grid(small_net):

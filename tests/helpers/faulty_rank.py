@@ -22,18 +22,18 @@ if os.environ.get("OTHER_DISKS") and os.environ.get("RANK", "0") != "0":
         os.environ[f"ODIN_{name.upper()}_DIR"] = str(
             Path(os.environ["OTHER_DISKS"]) / f"rank{os.environ['RANK']}" / name)
 
-import calData  # noqa: E402
+from oodbench.scoring import odin_scoring  # noqa: E402
 import torch  # noqa: E402
 
 if os.environ.get("KILL_RANK") == os.environ.get("RANK") and \
         os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
-    score_dataset = calData.score_dataset
+    score_dataset = odin_scoring.score_dataset
 
     def dying(*args, **kwargs):
         if kwargs.get("desc") == os.environ["KILL_AT"]:
             os.kill(os.getpid(), signal.SIGKILL)
         return score_dataset(*args, **kwargs)
-    calData.score_dataset = dying
+    odin_scoring.score_dataset = dying
 
 if "FAKE_GPUS" in os.environ:
     torch.cuda.is_available = lambda: True

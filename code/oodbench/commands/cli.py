@@ -1,0 +1,143 @@
+"""The flags the commands share, defined once with their help (layer 6: commands).
+
+The command-line flags the entry points share, each defined once with its help, and what
+they turn into (layer 6: used by main.py, table.py, tune.py; parsed arguments are read, never
+rewritten).
+"""
+from oodbench import detectors
+from oodbench.core import runtime, shards
+from oodbench.core.devices import pick_device
+from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.networks.registry import MODELS
+from oodbench.pipelines.runs import HELD_OUT, RunSettings, ScoringOptions
+from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
+from oodbench.scoring.metrics import MODES
+
+
+def description(doc):
+    """A command's --help text: its module docstring less the first line, which names the
+    module's job and layer for contributors (the rest is written for users)."""
+    return doc.split("\n\n", 1)[1]
+
+
+def add_metrics_flag(parser, modes=MODES):
+    """--metrics, shared by every command that prints metrics (calMetric.py's too)."""
+    parser.add_argument("--metrics", choices=modes, default="exact",
+                        help="; ".join(f"{k}: {v}" for k, v in modes.items()) + " (default exact)")
+
+
+def add_model_flag(parser):
+    parser.add_argument("--nn", default="densenet10", metavar="MODEL",
+                        help=f"model name: {', '.join(MODELS)} (default densenet10)")
+
+
+def add_set_flag(parser, default, note=""):
+    parser.add_argument("--out_dataset", default=default, metavar="SET",
+                        help=f"OOD set{note}: {', '.join(OOD_SETS)} (default {default})")
+
+
+def add_device_flags(parser):
+    """Where and in what batches to score: --gpu, --device, --batch-size."""
+    parser.add_argument("--gpu", default=0, type=int,
+                        help="CUDA device index; -1 for the CPU. Without CUDA the CPU is used "
+                             "(default 0)")
+    parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (overrides --gpu)")
+    parser.add_argument("--batch-size", default=32, type=int,
+                        help="images per batch; scores do not depend on it (default 32: "
+                             "fastest on a 2-core CPU within 2 GB; larger batches suit GPUs)")
+
+
+def add_seed_flag(parser):
+    parser.add_argument("--seed", default=0, type=int,
+                        help="seed of the Uniform / Gaussian noise images (default 0)")
+
+
+def add_evaluation_flags(parser):
+    """Which images a run scores and how: --skip, --max-images, --metrics, --compile, --no-cache."""
+    parser.add_argument("--skip", default=HELD_OUT, type=int,
+                        help=f"images held out at the start of each set, as in the paper "
+                             f"(default {HELD_OUT})")
+    parser.add_argument("--max-images", type=int,
+                        help="score at most this many images of each set (quick runs)")
+    add_metrics_flag(parser)
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the model: auto = on the CPU for runs of at least "
+                             f"{runtime.COMPILE_MIN_IMAGES} images (default auto)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute the in-distribution scores (and a detector's features) "
+                             "even when the cache (runs/.cache) holds them, and refresh the entry")
+
+
+def add_tuning_flags(parser):
+    parser.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+                        help="held-out images per side used for tuning, from index 0 (default "
+                             f"{DEFAULT_TUNE_IMAGES}, the paper's; fewer is quicker and noisier)")
+
+
+# Every hyper-parameter flag of a method: flag name (as a parameter) -> (type, help).
+METHOD_FLAGS = {
+    "temperature": (float, "T: odin's (default 1000) and energy's (default 1)"),
+    "magnitude": (float, "odin's perturbation eps in [0,1] pixel units (default 0.0014)"),
+    "k": (int, "knn: the k-th nearest training feature (default 50)"),
+    "percentile": (float, "react: clipping percentile of training activations (default 90); "
+                          "ash: pruning percentile (default 95)"),
+    "gamma": (float, "gen: the entropy's gamma (default 0.1)"),
+    "top_m": (int, "gen: the M largest probabilities summed (default 10)"),
+    "dim": (int, "vim: principal subspace dimension (default: the paper's rule, half of a "
+                 "width under 768)"),
+    "subsample": (int, "laood: class-balanced training images its One-Class SVMs are fitted "
+                       "on (default 5000; the paper: all 50,000)"),
+}
+
+
+def add_method_flags(parser):
+    """--method and the hyper-parameter flags of every method (default: the paper's)."""
+    listed = "; ".join(f"{name}: {d.paper}" for name, d in detectors.DETECTORS.items())
+    parser.add_argument("--method", default="odin", metavar="NAME",
+                        help=f"the detector (default odin). {listed}")
+    group = parser.add_argument_group(
+        "method parameters", "each applies to the methods named; default: the paper's value")
+    for name, (kind, text) in METHOD_FLAGS.items():
+        group.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, help=text)
+
+
+def method_params(args):
+    """{parameter: value} of the method flags given on the command line."""
+    return {name: getattr(args, name) for name in METHOD_FLAGS
+            if getattr(args, name, None) is not None}
+
+
+def add_batch_run_flags(parser):
+    """The flags of a command that makes many runs of one model (table.py, compare.py)."""
+    parser.add_argument("--force", action="store_true", help="score finished runs again")
+    add_tuning_flags(parser)
+    add_device_flags(parser)
+    add_seed_flag(parser)
+    add_evaluation_flags(parser)
+
+
+def scoring_options(args):
+    """ScoringOptions from the device flags (and --compile / --no-cache where defined)."""
+    shards.join()
+    device = shards.agree(lambda: pick_device(args.gpu, args.device, shards.local_rank()))
+    return ScoringOptions(device=device, batch_size=args.batch_size,
+                          compile=getattr(args, "compile", "auto"),
+                          use_cache=not getattr(args, "no_cache", False))
+
+
+def run_settings(args, **overrides):
+    """RunSettings from the run flags; ``overrides`` replace single values. An ODIN run takes
+    T and eps from --temperature and --magnitude (the release's defaults where not given);
+    another method takes every method flag given as its parameters, and refuses one it does
+    not have."""
+    method = getattr(args, "method", "odin")
+    params = method_params(args)
+    values = dict(nn=args.nn, out_dataset=getattr(args, "out_dataset", None), seed=args.seed,
+                  skip=args.skip, max_images=args.max_images, method=method)
+    if method == "odin":
+        odin = detectors.make("odin", **params)
+        values.update(temperature=odin.params["temperature"], epsilon=odin.params["magnitude"])
+    else:
+        values.update(temperature=None, epsilon=None, params=tuple(sorted(params.items())))
+    values.update(overrides)
+    return RunSettings(**values)

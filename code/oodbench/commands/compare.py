@@ -1,0 +1,250 @@
+"""Every detector against every OOD set for one model (layer 6: the compare.py command).
+
+Every detector against every OOD set here, for one model, on exactly the same images,
+model and metric code: results/detectors_<model>.md and .csv, figures/detectors_<model>.png
+(detectors_<model>[_skip<S>][_n<N>] for another --skip or --max-images: a smaller comparison
+never replaces the whole one).
+
+Rows: the baseline (MSP) and ODIN, from the same ODIN runs as the model's results table
+(table.py: its (T, eps), its run folders, reused when finished), then every gradient-free
+detector (code/detectors/), each scored from the shared feature pass: the features of the
+training set, the test set and each OOD set are computed once per model and cached
+(runs/.cache), and each (detector, set) is an ordinary run folder under runs/ that
+calMetric.py reads. Resumable: finished runs are reused, --force scores them again.
+Images: the test set and each OOD set from index --skip (1,000) to N - 1, as every run.
+
+--layerwise adds Mahalanobis in full and FSSD (input processing on the model's declared
+layers, the layers combined by logistic regression), each validated two ways: on the
+held-out first 1,000 images of the tested set (as their papers) and on Tiny-ImageNet
+validation instead (no data of the tested kind); pipelines/layerwise_runs.py. They need an input
+gradient per layer: about 30 ms per image at one magnitude on a 2-core CPU, 7 ms more per
+further magnitude of the grid (scripts/bench_layerwise.py), so hours for a whole table there.
+
+    python compare.py --nn densenet10
+    python compare.py --nn resnet20 --methods energy,knn --max-images 200
+    python compare.py --nn densenet10 --layerwise --gpu 0
+"""
+import argparse
+import csv
+import functools
+import time
+
+from tqdm import tqdm
+
+from oodbench import detectors
+from oodbench.commands import cli, table
+from oodbench.core import runtime
+from oodbench.core.paths import UserError, figures_dir, report_errors, results_dir, shown
+from oodbench.core.scorefiles import read_run_info
+from oodbench.core.shards import by_leader
+from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.networks.registry import get_spec
+from oodbench.pipelines import feature_runs, layerwise_runs, runs, tuning
+from oodbench.reports import figures, metric_block
+from oodbench.scoring.metrics import METRICS
+
+BASELINE, ODIN = "MSP (baseline)", "ODIN"
+# The detectors scored from features; MSP is the ODIN runs' baseline column. LA-OOD's
+# hundred One-Class SVMs and hundred-layer feature pass are asked for by --methods laood.
+OPT_IN = ("laood",)
+COMPARED = tuple(name for name in detectors.FEATURE_DETECTORS
+                 if name != "msp" and name not in OPT_IN)
+SUMMARY = ("FPR at TPR 95%", "AUROC")
+
+
+def parse_methods(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        detector = detectors.get_detector(name)
+        if detector.needs_gradient or name == "msp":
+            raise UserError(f"--methods: {name} is in every comparison already (baseline and "
+                            "ODIN rows come from the ODIN runs)")
+    return tuple(names)
+
+
+def odin_rows(args, options, sets):
+    """{set: (label of the row's settings, metrics or None, reason)} of the baseline and ODIN,
+    from the runs of the model's own results table (table.py's default settings)."""
+    settings = table.default_settings(args.nn)
+    tuner = functools.cache(lambda: tuning.Tuner(args.nn, args.tune_images, options.device,
+                                                 options.batch_size, args.seed))
+    chosen, why_not = table.choose_settings(args.nn, settings, tuner, sets)
+    outcomes = table.evaluate(args, [table.run_key(n, c) for n, c in chosen.items()], options)
+    rows = {}
+    for name in sets:
+        choice, result, reason = outcomes.of(name, chosen, why_not)
+        by = f"T={choice.temperature}, eps={choice.epsilon}, {choice.by}" if choice else ""
+        rows[name] = (by, result, reason)
+    return rows
+
+
+def detector_rows(args, options, sets, methods):
+    """{(set, method label): metrics} and {set: reason it cannot run} of the detectors."""
+    plans, why_not = {}, {}
+    for name in sets:
+        for method in methods:
+            try:
+                plans[name, method] = runs.plan(cli.run_settings(
+                    args, out_dataset=name, method=method, temperature=None, epsilon=None))
+            except UserError as e:
+                why_not[name] = str(e)
+    todo = [p for p in plans.values() if args.force or not feature_runs.finished(p)]
+    # larger sets first: their in-distribution features then serve iSUN's shorter range
+    todo.sort(key=lambda p: -len(p.indices))
+    if todo:
+        scorer = feature_runs.FeatureScorer(args.nn, options)
+        for p in tqdm(todo, desc=f"{args.nn}: {len(todo)} detector run(s)", unit="run",
+                      dynamic_ncols=True):
+            scorer.score(p)
+    metrics = {}
+    for (name, method), p in plans.items():
+        label = detectors.get_detector(method).label
+        metrics[name, label] = metric_block.run_metrics(p.folder, args.metrics,
+                                                        p.spec.num_classes)[label]
+    return metrics, why_not
+
+
+def layerwise_rows(args, options, sets):
+    """Mahalanobis in full and FSSD, both validations: ({(set, label): metrics},
+    {label: note}, {set: reason it cannot run})."""
+    num_classes = get_spec(args.nn).num_classes
+    folders, why_not = layerwise_runs.run(args.nn, options, sets, args.seed, args.skip,
+                                          args.max_images, refresh=args.force)
+    metrics, chosen = {}, {row.label: [] for row in layerwise_runs.ROWS}
+    for (name, row), folder in folders.items():
+        metrics[name, row.label] = metric_block.run_metrics(folder, args.metrics,
+                                                            num_classes)[row.tag]
+        chosen[row.label].append(f"{OOD_SETS[name].label} {read_run_info(folder)['magnitude']}")
+    notes = {}
+    held, fit = layerwise_runs.VALIDATION, layerwise_runs.FIT
+    for row in layerwise_runs.ROWS:
+        against = ("the same set's" if row.validation == "ood" else
+                   f"{layerwise_runs.VALIDATION_SET}'s (Tiny-ImageNet val, for every set)")
+        source = "the FSSD code" if row.method == "fssd" else "Lee et al."
+        notes[row.label] = (f"layers combined by logistic regression, fitted on the first "
+                            f"{fit} test images against the first {fit} of {against}, eps "
+                            f"chosen from a grid of {len(row.grid)} ({source}) on the next "
+                            f"{held - fit} of each; eps chosen: " + ", ".join(chosen[row.label]))
+    return metrics, notes, why_not
+
+
+def comparison(args):
+    """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
+    spec = get_spec(args.nn)
+    runs.check_image_range(args.skip, args.max_images)
+    methods = parse_methods(args.methods) if args.methods else COMPARED
+    options = cli.scoring_options(args)
+    runtime.configure_allocator()
+    sets = table.tested_sets()
+    odin = odin_rows(args, options, sets)
+    metrics, why_not = detector_rows(args, options, sets, methods)
+    notes = {BASELINE: "T=1, no perturbation", ODIN: "(T, eps) of results/"
+             f"{table.table_name(args.nn, table.default_settings(args.nn))}.md"}
+    for name, (by, result, reason) in odin.items():
+        if result is None:
+            why_not.setdefault(name, reason)
+            continue
+        metrics[name, BASELINE] = result["Baseline"]
+        metrics[name, ODIN] = result["ODIN"]
+    rows = [BASELINE, ODIN]
+    for method in methods:
+        detector = detectors.make(method)
+        rows.append(detector.label)
+        notes[detector.label] = (", ".join(f"{k}={'the paper rule' if v is None else v}"
+                                           for k, v in detector.params.items())
+                                 or "no parameter") + f"; {detector.paper}"
+    if args.layerwise:
+        layer_metrics, layer_notes, layer_why_not = layerwise_rows(args, options, sets)
+        metrics.update(layer_metrics)
+        notes.update(layer_notes)
+        rows += [row.label for row in layerwise_runs.ROWS]
+        for name, reason in layer_why_not.items():
+            why_not.setdefault(name, reason)
+    return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
+
+
+def comparison_name(args):
+    """detectors_<nn>[_skip<S>][_n<N>]: a smaller comparison never replaces the whole one."""
+    return f"detectors_{args.nn}{runs.range_suffix(args.skip, args.max_images)}"
+
+
+@by_leader
+def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
+    """results/<comparison_name>.md and .csv; returns the markdown."""
+    ran = [s for s in table.tested_sets() if any((s, r) in metrics for r in rows)]
+    lines = [f"{args.nn} ({spec.label}, {spec.in_dataset}): every detector on every OOD set "
+             f"here. {args.metrics.capitalize()} metrics, %; in-distribution is the positive "
+             f"class; images from index {args.skip} of each set"
+             + (f", at most {args.max_images} a side" if args.max_images else "") + "."]
+    for metric in SUMMARY:
+        better = "lower" if metric.startswith("FPR") else "higher"
+        lines += ["", f"**{metric}** ({better} is better; best of each column in bold)", "",
+                  "| detector | " + " | ".join(OOD_SETS[s].label for s in ran) + " | mean |",
+                  "|---|" + "---|" * (len(ran) + 1)]
+        shown = {(s, r): f"{100 * m[metric]:.1f}" for (s, r), m in metrics.items()}
+        best = {s: (min if better == "lower" else max)(
+            float(shown[s, r]) for r in rows if (s, r) in shown) for s in ran}
+        for row in rows:
+            cells = []
+            for s in ran:
+                text = shown.get((s, row), "")
+                cells.append(f"**{text}**" if text and float(text) == best[s] else text)
+            done = [metrics[s, row][metric] for s in ran if (s, row) in metrics]
+            mean = f"{100 * sum(done) / len(done):.1f}" if len(done) == len(ran) and ran else ""
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", "| detector | settings |", "|---|---|"]
+    lines += [f"| {row} | {notes[row]} |" for row in rows]
+    lines += ["", "ODIN's (T, eps) per set: " + "; ".join(
+        f"{OOD_SETS[s].label}: {odin_settings[s]}" for s in ran if odin_settings.get(s)) + "."]
+    if why_not:
+        lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
+                                          for s, r in why_not.items() if s not in ran]
+    text = "\n".join(lines) + "\n"
+    results_dir().mkdir(parents=True, exist_ok=True)
+    name = comparison_name(args)
+    (results_dir() / f"{name}.md").write_text(text)
+    with open(results_dir() / f"{name}.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["ood_set", "detector", *METRICS, "note"])
+        for s in table.tested_sets():
+            if s not in ran:
+                out.writerow([s, "", *[""] * len(METRICS), why_not.get(s, "")])
+                continue
+            for row in rows:
+                if (s, row) in metrics:
+                    out.writerow([s, row, *(f"{100 * metrics[s, row][m]:.2f}" for m in METRICS),
+                                  ""])
+    return text, ran
+
+
+def report(args):
+    started = time.time()
+    spec, rows, notes, metrics, why_not, odin_settings = comparison(args)
+    text, ran = write_tables(args, spec, rows, notes, metrics, why_not, odin_settings)
+    figure = figures.draw_detector_heatmaps(
+        {(s, r): m for (s, r), m in metrics.items() if s in ran}, rows,
+        [(s, OOD_SETS[s].label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
+        figures_dir() / f"{comparison_name(args)}.png")
+    print(text)
+    print(f"wall {time.time() - started:.0f} s. Written: "
+          f"{shown(results_dir() / f'{comparison_name(args)}.md')} (and .csv), {shown(figure)}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=cli.description(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_model_flag(parser)
+    parser.add_argument("--methods", metavar="A,B",
+                        help=f"detectors beside the baseline and ODIN (default all but "
+                             f"{', '.join(OPT_IN)}: {','.join(COMPARED)})")
+    parser.add_argument("--layerwise", action="store_true",
+                        help="also Mahalanobis in full and FSSD, each validated on the tested "
+                             "set's held-out images and on Tiny-ImageNet val: input gradients "
+                             "per layer, hours on a CPU (see above)")
+    cli.add_batch_run_flags(parser)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: report(args))

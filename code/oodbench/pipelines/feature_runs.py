@@ -1,0 +1,144 @@
+"""Runs of the gradient-free detectors from one feature pass (layer 4: pipelines).
+
+Runs of the gradient-free detectors: one model's feature pass, its fitted detectors, and
+run folders written from them (layer 4). ODIN runs are runs.py's; a plan (runs.plan) is the
+same for both, so a detector run scores exactly the images an ODIN run scores.
+
+A ``FeatureScorer`` serves every run of one model: it loads the model only when a feature
+pass has to run, takes every image set's features from the cache where it can
+(scoring/features.py), and fits each detector once on the training set's features.
+"""
+import time
+from dataclasses import replace
+
+from oodbench.assets.catalog import Unavailable
+from oodbench.core import runtime, scorefiles
+from oodbench.core.paths import UserError
+from oodbench.core.shards import by_leader
+from oodbench.datasets.image_sets import cifar, content_digest
+from oodbench.networks.registry import conv_layers, get_spec, load_model, weights_sha256
+from oodbench.scoring import features
+
+
+def output_temperature(detector):
+    """The T written in a detector's score lines (``T, eps, score``): its own, else 1."""
+    return scorefiles.canonical_temperature(detector.params.get("temperature", 1))
+
+
+class FeatureScorer:
+    def __init__(self, nn, options):
+        self.spec, self.options = get_spec(nn), options
+        self.weights = weights_sha256(nn)
+        self.device = options.device
+        self._model = self._head = self._conv_spec = None
+        self._digests, self._fitted, self._features = {}, {}, {}
+
+    def model(self):
+        if self._model is None:
+            runtime.configure_allocator()
+            model, _ = load_model(self.spec.name, self.device)
+            self._model = runtime.prepare_model(model, self.device)
+        return self._model
+
+    def head(self):
+        """The classifier's last layer, read from the weights file once."""
+        if self._head is None:
+            self._head = features.head_of(load_model(self.spec.name, "cpu")[0])
+        return self._head
+
+    def layer_spec(self, layers):
+        """The model's spec reading ``layers``: None, the declared feature layers; "conv",
+        every convolution (models.conv_layers, LA-OOD's)."""
+        if layers is None:
+            return self.spec
+        if self._conv_spec is None:     # building the network only to list its layers: once
+            self._conv_spec = replace(self.spec, feature_layers=conv_layers(self.spec.build()))
+        return self._conv_spec
+
+    def features(self, dataset, indices, name, layers=None):
+        """Features of ``dataset`` (called ``name``: a set name, with its seed) at
+        ``indices`` (a range), with the layers ``layers`` (layer_spec): kept in memory for
+        the next run, else from the cache when it has them (unless --no-cache), else
+        computed."""
+        memo = (name, indices.start, indices.stop, layers)
+        if memo not in self._features:
+            if name not in self._digests:
+                self._digests[name] = content_digest(dataset)
+            spec = self.layer_spec(layers)
+            key = features.feature_key(spec, self.weights, self._digests[name], self.device)
+            batch = max(self.options.batch_size, 128)   # inference only: larger is faster
+            self._features[memo], _ = features.features_of(
+                self.model, spec, key, dataset, indices, self.device, batch, desc=name,
+                refresh=not self.options.use_cache)
+        return self._features[memo]
+
+    def training_set(self, method):
+        """The model's training set, which ``method`` fits on; a clear error if absent."""
+        try:
+            return cifar(self.spec.in_dataset, train=True)
+        except Unavailable as e:
+            raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
+                            f"{self.spec.name}, which is not here: {e}") from None
+
+    def train_features(self, method, layers=None):
+        """Features of the whole training set, needed by ``method``'s fit."""
+        train = self.training_set(method)
+        return self.features(train, range(len(train)), f"{self.spec.in_dataset} train", layers)
+
+    def fitted(self, settings):
+        """The detector of ``settings``, fitted once per (method, parameters)."""
+        key = (settings.method, settings.params)
+        if key not in self._fitted:
+            detector = settings.detector()
+            width = self.head().weight.shape[1]
+            if detector.needs_training:
+                detector.check(width, len(self.training_set(settings.method)))
+                train = self.train_features(settings.method, detector.layers)
+            else:
+                detector.check(width, None)
+                train = None
+            self._fitted[key] = detector.fit(train, self.head())
+        return self._fitted[key]
+
+    def score(self, plan):
+        """Score both sides of ``plan`` (a non-ODIN method), write its run folder; return its
+        run.json contents."""
+        settings, spec = plan.settings, plan.spec
+        started = time.time()
+        detector = self.fitted(settings)
+        seed = f" seed {settings.seed}" if plan.ood_set.kind == "noise" else ""
+        seed_name = settings.out_dataset + seed
+        ins = self.features(plan.ind, plan.indices, spec.in_dataset, detector.layers)
+        outs = self.features(plan.ood, plan.indices, seed_name, detector.layers)
+        temperature = output_temperature(detector)
+        tag = detector.label
+        scorefiles.write_scores(plan.folder / scorefiles.SCORE_DIR, temperature, 0.0, {
+            (tag, "In"): detector.score(ins), (tag, "Out"): detector.score(outs)})
+        info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,
+                    num_classes=spec.num_classes, out_dataset=settings.out_dataset,
+                    out_label=plan.ood_set.label, method=settings.method, label=tag,
+                    params=dict(settings.params), seed=settings.seed,
+                    first_index=plan.indices.start, images_per_side=len(plan.indices),
+                    accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
+                    device=str(self.device), seconds=round(time.time() - started, 1))
+        if hasattr(detector, "deciding"):     # LA-OOD: the layer that judged each image
+            write_deciding_layers(plan.folder, {side: detector.deciding(values)
+                                                for side, values in (("In", ins), ("Out", outs))})
+            info["layers_left_out"] = getattr(detector, "unfit", {})
+        scorefiles.write_run_info(plan.folder, info)
+        return info
+
+
+@by_leader
+def write_deciding_layers(folder, layers):
+    """deciding_layer_<side>.txt: the name of the deciding layer of each image, a line each;
+    ``layers``: {side: names}."""
+    for side, names in layers.items():
+        (folder / f"deciding_layer_{side}.txt").write_text("\n".join(names) + "\n")
+
+
+def finished(plan):
+    """The run.json of a complete detector run folder, else None."""
+    info = scorefiles.read_run_info(plan.folder)
+    tag = plan.settings.detector().label
+    return info if info and scorefiles.complete(plan.folder, (tag,)) else None

@@ -1,0 +1,93 @@
+"""The FSSD benchmark's tables (layer 5): mean ± std over repetitions of each method's AUROC,
+AUPRC and FPR at 80% TPR per OOD set, the FSSD README's numbers beside ours for MNIST, as
+Markdown and CSV."""
+import csv
+import io
+
+import numpy as np
+
+from oodbench.pipelines.fssd_protocol import METHODS
+from oodbench.scoring.metrics import FSSD_METRICS
+
+# megvii-research/FSSD_OoD_Detection README, FashionMNIST vs. MNIST (LeNet), in %.
+README_METHODS = ("Baseline", "ODIN", "Mahalanobis", "DE", "MCD", "OE", "FSSD")
+README_MNIST = {
+    "AUROC": dict(zip(README_METHODS, (77.3, 87.9, 99.6, 83.9, 76.5, 99.6, 99.6))),
+    "AUPRC": dict(zip(README_METHODS, (79.2, 88.0, 99.7, 83.3, 79.3, 99.6, 99.7))),
+    "FPR at TPR 80%": dict(zip(README_METHODS, (42.5, 20.0, 0.0, 27.5, 42.3, 0.0, 0.0))),
+}
+COLUMN = {"Baseline": "Base", "Mahalanobis": "Maha", "Mahalanobis (TIN val)": "Maha (TIN val)"}
+
+
+def summary(records, out_set, method, metric):
+    """(mean, std, count) in % over the repetitions' records of one cell."""
+    values = [100 * r[metric] for r in records if r["set"] == out_set and r["method"] == method]
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, \
+        len(values)
+
+
+def cell(stats):
+    if stats is None:
+        return "—"
+    return f"{stats[0]:.1f}" if stats[2] == 1 else f"{stats[0]:.1f} ± {stats[1]:.1f}"
+
+
+def table(records, out_set, with_readme):
+    methods = [m for m in METHODS if any(r["method"] == m for r in records)]
+    head = "| | " + " | ".join(COLUMN.get(m, m) for m in methods) + " |"
+    lines = [head, "|" + "---|" * (len(methods) + 1)]
+    for metric in FSSD_METRICS:
+        short = "FPR80" if metric.startswith("FPR") else metric
+        ours = [cell(summary(records, out_set, m, metric)) for m in methods]
+        lines.append(f"| {short} (ours) | " + " | ".join(ours) + " |")
+        if with_readme:
+            theirs = [f"{README_MNIST[metric][m]:.1f}" if m in README_MNIST[metric] else ""
+                      for m in methods]
+            lines.append(f"| {short} (FSSD README) | " + " | ".join(theirs) + " |")
+    return "\n".join(lines)
+
+
+def shown_value(value):
+    """ODIN's (T, eps) as 'T=1000 eps=0.001'; a magnitude as it is."""
+    if isinstance(value, (list, tuple)):
+        return f"T={value[0]} eps={value[1]}"
+    return f"{value}"
+
+
+def chosen_values(records, out_set):
+    """'method: value per repetition' for the tuned methods."""
+    parts = []
+    for method in METHODS:
+        picked = [(r["rep"], r["chosen"]) for r in records
+                  if r["set"] == out_set and r["method"] == method and r["chosen"] is not None]
+        if picked:
+            values = ", ".join(shown_value(v) for _, v in sorted(picked, key=lambda p: p[0]))
+            parts.append(f"{method} {values}")
+    return "; ".join(parts)
+
+
+def markdown(records, sets, descriptions):
+    reps = sorted({r["rep"] for r in records})
+    out = [f"Fashion-MNIST (in) vs each set, LeNet; mean ± std (%) over {len(reps)} "
+           f"repetition(s) ({', '.join(map(str, reps))}), each a network, a Deep Ensemble and "
+           "an OE fine-tune trained here; FSSD's protocol (9,000 + 9,000 test images)."]
+    for out_set in sets:
+        if not any(r["set"] == out_set for r in records):
+            continue
+        out += ["", f"### {out_set}: {descriptions.get(out_set, '')}", "",
+                table(records, out_set, with_readme=out_set == "MNIST"), "",
+                f"Chosen (per repetition): {chosen_values(records, out_set)}."]
+    return "\n".join(out) + "\n"
+
+
+def csv_text(records):
+    buffer = io.StringIO()
+    fields = ["rep", "set", "method", *FSSD_METRICS, "chosen", "seconds"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for r in sorted(records, key=lambda r: (r["set"], METHODS.index(r["method"]), r["rep"])):
+        writer.writerow({**r, **{m: f"{r[m]:.6f}" for m in FSSD_METRICS}})
+    return buffer.getvalue()
