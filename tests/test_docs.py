@@ -137,3 +137,12 @@ def test_the_readmes_python_example_runs(installed, capsys):
          {})
     printed = capsys.readouterr().out
     assert "'FPR at TPR 95%'" in printed and "'AUROC'" in printed, printed
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=relative)
+def test_named_code_files_exist(path):
+    """Every code/... or scripts/... file the page names exists (a moved module's old path
+    in the docs fails here)."""
+    named = set(re.findall(r"\b((?:code|scripts|tests)/[\w/]+\.(?:py|sh))", path.read_text()))
+    missing = sorted(name for name in named if not (ROOT / name).is_file())
+    assert not missing, f"{relative(path)} names files that do not exist: {missing}"
