@@ -29,8 +29,12 @@ def title_of(folder):
     info = scorefiles.read_run_info(folder)
     if not info:
         return Path(folder).name
-    return (f"{info['nn']} ({info['in_dataset']}) vs {info['out_label']}: "
-            f"T = {info['temperature']}, ε = {info['epsilon']}")
+    head = f"{info['nn']} ({info['in_dataset']}) vs {info['out_label']}"
+    if info.get("method", "odin") == "odin":
+        return f"{head}: T = {info['temperature']}, ε = {info['epsilon']}"
+    params = ", ".join(f"{name} = {value}" for name, value in info.get("params", {}).items()
+                       if value is not None)
+    return f"{head}: {info.get('label', info['method'])}" + (f" ({params})" if params else "")
 
 
 def roc_figure(folder, path):
