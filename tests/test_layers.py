@@ -56,9 +56,9 @@ def project_imports(path):
 def test_the_map_lists_every_subpackage():
     folders = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     assert folders == set(oodbench.LAYERS)
-    table = dict(re.findall(r"^(\d)\s+(\w+)\s", oodbench.__doc__, re.M))
-    assert {name: int(layer) for layer, name in
-            re.findall(r"^(\d)\s+(\w+)\s", oodbench.__doc__, re.M)} == oodbench.LAYERS, table
+    table = {name: int(layer) for layer, name in
+             re.findall(r"^(\d)\s+(\w+)\s", oodbench.__doc__, re.M)}
+    assert table == oodbench.LAYERS
 
 
 def test_every_module_sits_in_a_layer():

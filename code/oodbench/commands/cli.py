@@ -1,7 +1,7 @@
 """The flags the commands share, defined once with their help (layer 6: commands).
 
 The command-line flags the entry points share, each defined once with its help, and what
-they turn into (layer 6: used by main.py, table.py, tune.py; parsed arguments are read, never
+they turn into (used by main.py, table.py, tune.py; parsed arguments are read, never
 rewritten).
 """
 from oodbench import detectors

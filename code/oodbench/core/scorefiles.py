@@ -1,7 +1,7 @@
 """The run folder's format: score files and run.json (layer 0: core).
 
 The run folder's format: the release's score files, their names, their ``T, eps, score``
-lines, how T and eps are written, and ``run.json`` (layer 0: what scoring writes and the
+lines, how T and eps are written, and ``run.json`` (what scoring writes and the
 metrics, tables and figures read).
 
 A run folder holds ``softmax_scores/confidence_<Method>_<Side>.txt``: Method ``Base``

@@ -1,7 +1,7 @@
 """The FSSD suite's LeNet and its committed weights (layer 2: networks).
 
 The LeNet of the FSSD repository (megvii-research/FSSD_OoD_Detection, lib/model/lenet.py),
-the PyTorch MNIST example's network, for 1x28x28 Fashion-MNIST images (layer 2).
+the PyTorch MNIST example's network, for 1x28x28 Fashion-MNIST images.
 
 Same module names and state_dict keys as the authors' (conv1, conv2, fc1, fc2; the dropouts
 hold no weights), so a checkpoint trained here loads in their code and theirs in ours.

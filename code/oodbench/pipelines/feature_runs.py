@@ -1,7 +1,7 @@
 """Runs of the gradient-free detectors from one feature pass (layer 4: pipelines).
 
 Runs of the gradient-free detectors: one model's feature pass, its fitted detectors, and
-run folders written from them (layer 4). ODIN runs are runs.py's; a plan (runs.plan) is the
+run folders written from them. ODIN runs are runs.py's; a plan (runs.plan) is the
 same for both, so a detector run scores exactly the images an ODIN run scores.
 
 A ``FeatureScorer`` serves every run of one model: it loads the model only when a feature

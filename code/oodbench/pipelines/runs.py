@@ -1,7 +1,7 @@
 """A run: plan, score both sides, write the run folder (layer 4: pipelines).
 
 A run: one model against one OOD set at one (T, eps), planned, scored on both sides and
-written as a run folder (layer 4). main.py, table.py and every later comparison go through
+written as a run folder. main.py, table.py and every later comparison go through
 here; nothing here parses arguments or prints metrics.
 
 As in the release, both sides are scored from index ``skip`` (the first 1,000 images are

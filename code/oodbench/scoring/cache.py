@@ -1,7 +1,7 @@
 """The on-disk cache of scores, features and fits (layer 3: scoring).
 
 On-disk cache of computed scores: in-distribution scores reused across OOD sets, and
-tuning grids (layer 3).
+tuning grids.
 
 A key hashes everything the cached value depends on (``scoring_key``): the
 weights' sha256, the images' content digest, the normalisation, every
