@@ -6,7 +6,6 @@ The command's code is oodbench.commands.fssd_table (code/oodbench/commands/fssd_
 import sys
 
 from oodbench.commands.fssd_table import main
-from oodbench.core.paths import report_errors
 
 if __name__ == "__main__":
-    sys.exit(report_errors(main))
+    sys.exit(main())

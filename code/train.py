@@ -6,7 +6,6 @@ The command's code is oodbench.commands.train (code/oodbench/commands/train.py);
 import sys
 
 from oodbench.commands.train import main
-from oodbench.core.paths import report_errors
 
 if __name__ == "__main__":
-    sys.exit(report_errors(main))
+    sys.exit(main())

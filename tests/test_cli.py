@@ -19,13 +19,29 @@ from oodbench.pipelines import runs
     (["--magnitude", "nan"], "--magnitude must be a finite number >= 0"),
     (["--temperature", "0"], "--temperature must be a finite number > 0"),
     (["--temperature", "inf"], "--temperature must be a finite number > 0"),
-    (["--batch-size", "0"], "--batch-size must be >= 1"),
-    (["--skip", "-1"], "--skip must be >= 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert main.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["--skip", "-1"], "argument --skip: must be at least 0, got -1"),
+    (["--max-images", "0"], "argument --max-images: must be at least 1, got 0"),
+    (["--seed", "-1"], "argument --seed: must be from 0 to 4294967295, got -1"),
+    (["--seed", "4294967296"], "argument --seed: must be from 0 to 4294967295"),
+    (["--gpu", "-2"], "argument --gpu: must be at least -1, got -2"),
+])
+def test_bad_numbers_are_refused_while_parsing(args, message, capsys):
+    """Ranges are checked by argparse before anything loads: exit 2, argparse's usage and one
+    error line, no traceback (before: --seed -1 was a numpy traceback after the model loaded,
+    --max-images 0 passed the parser)."""
+    with pytest.raises(SystemExit) as stop:
+        main.main(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err.splitlines()[-1] and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -31,8 +31,8 @@ def outputs(shared_runs, monkeypatch):
     return shared_runs
 
 
-def read_rows():
-    with open(results_dir() / f"detectors_resnet20_n{N}.csv", newline="") as f:
+def read_rows(name=f"detectors_resnet20_tune4_n{N}"):
+    with open(results_dir() / f"{name}.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
@@ -47,9 +47,9 @@ def test_every_detector_on_every_set_here(installed, outputs, capsys):
     for name in ("Imagenet", "LSUN"):            # not on these machines: said, not skipped
         (row,) = [r for r in rows if r["ood_set"] == name]
         assert "not available here" in row["note"]
-    md = (results_dir() / f"detectors_resnet20_n{N}.md").read_text()
+    md = (results_dir() / f"detectors_resnet20_tune4_n{N}.md").read_text()
     assert all(f"| {label} |" in md for label in labels)
-    assert (outputs / "figures" / f"detectors_resnet20_n{N}.png").stat().st_size > 10000
+    assert (outputs / "figures" / f"detectors_resnet20_tune4_n{N}.png").stat().st_size > 10000
     assert "wall" in out
     # higher = more in-distribution, on real features: noise is far from CIFAR-10 for the
     # distance-based detectors (a sign error would give an AUROC near 0)
@@ -108,7 +108,8 @@ def test_layerwise_rows_on_real_images(installed, outputs, small_layerwise, caps
     it, and a second comparison that reuses every cached layer score."""
     args = ARGS + ["--methods", "energy", "--layerwise"]
     assert compare.main(args) == 0
-    rows = read_rows()
+    table = f"detectors_resnet20_methods-energy_tune4_n{N}"   # fewer detectors: its own table
+    rows = read_rows(table)
     for name in HERE:
         assert [r["detector"] for r in rows if r["ood_set"] == name] == \
             [compare.BASELINE, compare.ODIN, "Energy", *LAYERWISE]
@@ -120,12 +121,12 @@ def test_layerwise_rows_on_real_images(installed, outputs, small_layerwise, caps
                                     f"resnet20_iSUN_mahalanobis_full_oodval_n{N}")
     assert info["magnitude"] in (0.0, 0.002) and info["images_per_side"] == N
     assert info["layers"] == ["stem", "layer1", "layer2", "layer3"]
-    md = (results_dir() / f"detectors_resnet20_n{N}.md").read_text()
+    md = (results_dir() / f"{table}.md").read_text()
     assert "eps chosen: iSUN" in md
     monkeypatch.setattr(small_layerwise.LayerwiseScorer, "compute",
                         lambda *a: pytest.fail("a cached layer score was computed again"))
     assert compare.main(args) == 0
-    assert read_rows() == rows
+    assert read_rows(table) == rows
     # the diagnostics script reads the same cached held-out scores (computing none)
     sys.path.insert(0, str(ROOT / "scripts"))
     import layerwise_diagnostics
@@ -151,3 +152,6 @@ def test_a_smaller_comparison_never_replaces_the_whole_one():
     assert name() == "detectors_densenet10"
     assert name("--max-images", "2000") == "detectors_densenet10_n2000"
     assert name("--skip", "1500", "--max-images", "20") == "detectors_densenet10_skip1500_n20"
+    assert name("--tune-images", "200") == "detectors_densenet10_tune200"
+    assert name("--methods", "knn,energy") == "detectors_densenet10_methods-knn-energy"
+    assert name("--methods", ",".join(compare.COMPARED)) == "detectors_densenet10"

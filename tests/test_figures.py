@@ -25,11 +25,10 @@ def test_a_detector_run_folder_is_drawn_with_its_method_in_the_title(tmp_path):
     KeyError: its title names the detector and its parameters."""
     rng = np.random.default_rng(1)
     folder = tmp_path / "resnet20_iSUN_energy_T1_n50"
-    scorefiles.write_scores(folder / "softmax_scores", 1, 0, {
-        ("Energy", "In"): rng.uniform(5, 9, 50), ("Energy", "Out"): rng.uniform(3, 7, 50)})
-    scorefiles.write_run_info(folder, {"nn": "resnet20", "in_dataset": "CIFAR-10",
-                                       "out_label": "iSUN", "method": "energy",
-                                       "label": "Energy", "params": {"temperature": 1.0}})
+    scorefiles.write_run(folder, folder.name, {
+        "nn": "resnet20", "in_dataset": "CIFAR-10", "out_label": "iSUN", "method": "energy",
+        "label": "Energy", "params": {"temperature": 1.0}}, {
+        ("Energy", "In"): rng.uniform(5, 9, 50), ("Energy", "Out"): rng.uniform(3, 7, 50)}, 1, 0)
     assert report_figures.title_of(folder) == \
         "resnet20 (CIFAR-10) vs iSUN: Energy (temperature = 1.0)"
     assert figures.main([str(folder)]) == 0

@@ -268,22 +268,32 @@ def test_the_authors_data_parallel_checkpoints_load(tmp_path):
 
 
 def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
-    """A CI-sized run of the command: one repetition, MNIST, its first 1,100 images a side."""
+    """A CI-sized run of the command: one repetition, MNIST, its first 1,100 images a side,
+    written under a name and header that say so, never over the whole protocol's table."""
+    whole = private_outputs / "results" / "fssd_fmnist.md"
+    whole.parent.mkdir(parents=True)
+    whole.write_text("the whole protocol's table\n")
     args = ["--sets", "MNIST", "--reps", "1", "--max-images", "1100",
             "--methods", "Baseline", "DE", "MCD", "OE", "FSSD"]
-    fssd_table.main(args)
+    fssd_table.run(fssd_table.parse_args(args))
     first = capsys.readouterr().out
     assert "| AUROC (FSSD README) | 77.3 | 83.9 | 76.5 | 99.6 | 99.6 |" in first
-    csv = (private_outputs / "results" / "fssd_fmnist.csv").read_text().splitlines()
+    assert ("FSSD's protocol (100 + 100 test images). A shortened run: the first 1100 images "
+            "of each set; sets MNIST; MNIST repetitions 1; methods Baseline, DE, MCD, OE, "
+            "FSSD.") in first
+    name = "fssd_fmnist_n1100_sets-MNIST_reps1_methods-Baseline-DE-MCD-OE-FSSD"
+    csv = (private_outputs / "results" / f"{name}.csv").read_text().splitlines()
     assert len(csv) == 6 and csv[0].startswith("rep,set,method,AUROC,AUPRC")
     auroc = {line.split(",")[2]: float(line.split(",")[3]) for line in csv[1:]}
     assert auroc["FSSD"] > 0.95 and auroc["Baseline"] < auroc["FSSD"]
-    fssd_table.main(args)   # again: every result from runs/fssd/, the same lines and table
+    fssd_table.run(fssd_table.parse_args(args))   # again: every result from runs/fssd/
     again = capsys.readouterr().out
     assert again.split("wrote")[0] == first.split("wrote")[0] and "replacing" not in again
-    fssd_table.main(args[:-1])   # fewer methods: another table, and it says it replaces one
-    assert "fssd_fmnist.md, which held other results" in capsys.readouterr().out
+    fssd_table.run(fssd_table.parse_args(args + ["--out-name", "mine"]))
+    fssd_table.run(fssd_table.parse_args(args[:-1] + ["--out-name", "mine"]))
+    assert "mine.md, which held other results" in capsys.readouterr().out
     assert len(list((private_outputs / "runs" / "fssd").glob("*.json"))) == 5
+    assert whole.read_text() == "the whole protocol's table\n"
 
 
 def test_benchmark_refuses_too_few_images():

@@ -64,6 +64,59 @@ def test_the_maximum_over_layers_and_the_deciding_layer():
     np.testing.assert_array_equal(deciding, [1, 0, 2])
 
 
+class ScriptedSVM:
+    """A stand-in One-Class SVM whose predictions are set by hand per gamma: the first
+    ``accepted`` pseudo-outliers are accepted (+1) and the first ``rejected`` held-out points
+    rejected (-1)."""
+    def __init__(self, gamma, outliers, table):
+        self.outliers, (self.accepted, self.rejected) = outliers, table[gamma]
+
+    def predict(self, points):
+        if points is self.outliers:
+            return np.where(np.arange(len(points)) < self.accepted, 1, -1)
+        return np.where(np.arange(len(points)) < self.rejected, -1, 1)
+
+
+def test_gamma_is_chosen_by_both_pseudo_outliers_and_held_out_points(monkeypatch):
+    """The data-shifting error, worked by hand: 1/2 (pseudo-outliers accepted) + 1/2 (held-out
+    points rejected). 30 points hold out 9 (30%); 5 pseudo-outliers. Per gamma (accepted of 5,
+    rejected of 9) and its error:
+      0.01: (5, 0) -> 0.5       the best on the held-out points alone
+      0.1:  (0, 9) -> 0.5       the best on the pseudo-outliers alone
+      1.0:  (1, 1) -> 0.1 + 0.056 = 0.156, the best of both: the one chosen.
+    Choosing on either part alone (or with a sign flipped) picks 0.01 or 0.1."""
+    outliers = np.full((5, 2), 9.0)
+    table = {0.01: (5, 0), 0.1: (0, 9), 1.0: (1, 1)}
+    monkeypatch.setattr(laood, "pseudo_outliers", lambda held: outliers)
+    monkeypatch.setattr(laood, "fit_svm", lambda x, nu, gamma: ScriptedSVM(gamma, outliers, table))
+    x = np.random.RandomState(0).normal(size=(30, 2))
+    (nu, gamma), error, edges = laood.select(x, nus=(0.001,), gammas=(0.01, 0.1, 1.0))
+    assert (nu, gamma, edges) == (0.001, 1.0, 5)
+    assert error == pytest.approx(0.5 * 1 / 5 + 0.5 * 1 / 9)
+
+
+def test_the_wide_gamma_grid_is_the_authors_densenet_grid_and_narrow_the_default():
+    assert laood.GAMMA_GRIDS["narrow"] == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+    assert laood.GAMMA_GRIDS["wide"] == laood.GAMMA_GRIDS["narrow"] + (0.25, 0.5, 1.0)
+    assert laood.LAOOD().params["gamma_grid"] == "narrow"
+    with pytest.raises(laood.UserError, match="--gamma-grid must be narrow or wide"):
+        laood.LAOOD(gamma_grid="widest")
+
+
+def test_a_fit_searches_the_grid_it_is_given_and_caches_each_grid_apart(
+        private_outputs, monkeypatch):
+    real, searched = laood.select, []
+
+    def spy(x, nus=laood.NUS, gammas=laood.GAMMAS):
+        searched.append(gammas)
+        return real(x, nus, gammas)
+    monkeypatch.setattr(laood, "select", spy)
+    features = disc(300)
+    for grid in ("narrow", "wide", "narrow"):
+        laood.cached_fit(features, laood.GAMMA_GRIDS[grid])
+    assert searched == [laood.GAMMA_GRIDS["narrow"], laood.GAMMA_GRIDS["wide"]]  # then cached
+
+
 def test_a_constant_layer_is_unfit_not_a_crash():
     with pytest.raises(laood.Unfit, match="constant"):
         laood.fit_layer(np.ones((100, 4)))
@@ -95,7 +148,8 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     args = ["--nn", "resnet20", "--method", "laood", "--subsample", "300", "--out_dataset",
             "Uniform", "--max-images", "100", "--gpu", "-1"]
     assert main.main(args) == 0
-    folder = private_outputs / "runs" / "resnet20_Uniform_laood_subsample300_seed0_n100"
+    folder = (private_outputs / "runs" /
+              "resnet20_Uniform_laood_gridnarrow_subsample300_seed0_n100")
     assert scorefiles.complete(folder, ("LA-OOD",))
     assert run_metrics(folder)["LA-OOD"]["AUROC"] > 0.95
     layers = [f.name for f in conv_layers(MODELS["resnet20"].build())] + ["logits"]
@@ -111,14 +165,16 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     assert done.returncode == 0, done.stderr[-2000:]
     assert "reproduce_laood.sh: resnet20" in done.stdout
     assert "reused" in done.stdout + done.stderr      # main.py's features, not a second pass
-    md = (results_dir() / "laood_resnet20_n100.md").read_text()
+    stem = "laood_resnet20_sub300_sets-Uniform-PureColour_n100"   # not the whole table's name
+    md = (results_dir() / f"{stem}.md").read_text()
     assert "| Uniform Noise |" in md and "| Pure colour |" in md
-    rows = (results_dir() / "laood_resnet20_n100.csv").read_text().splitlines()
+    rows = (results_dir() / f"{stem}.csv").read_text().splitlines()
     assert len(rows) == 5                     # a header, two sets x two conventions
-    per_layer = (results_dir() / "laood_resnet20_n100_layers.csv").read_text().splitlines()
+    per_layer = (results_dir() / f"{stem}_layers.csv").read_text().splitlines()
+    assert per_layer[0] == "layer,gamma,edge_points,Uniform,PureColour"
     assert [line.split(",")[0] for line in per_layer[1:]] == layers
     for name in ("layers", "deciding"):
-        assert (figures_dir() / f"laood_resnet20_n100_{name}.png").stat().st_size > 10000
+        assert (figures_dir() / f"{stem}_{name}.png").stat().st_size > 10000
 
 
 def test_a_corrupt_fit_cache_entry_is_recomputed(private_outputs, capsys):

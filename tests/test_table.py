@@ -51,29 +51,30 @@ def test_tables_of_densenet10(installed, monkeypatch):
     monkeypatch.setattr(table, "tested_sets", lambda: ["iSUN", "TIN_crop", "Imagenet"])
     assert table.main(ARGV) == 0
 
-    rows = rows_of((results_dir() / "densenet10.md").read_text())
+    name = "densenet10_tune2_n4"     # a shortened protocol's table never replaces the whole one
+    assert not (results_dir() / "densenet10.md").exists()
+    rows = rows_of((results_dir() / f"{name}.md").read_text())
     release = expected_metrics("iSUN", 1000, 0.0014)
     assert rows["iSUN"] == "| iSUN | 1000 | 0.0014 | release | " + " | ".join(
         table.percent_pair(release, m) for m in METRICS) + " |"
     assert "| 2 | 0.0002 | (a) TIN_crop |" in rows["Tiny-ImageNet (crop, rebuilt)"]
     assert "Imagenet is not available here" in rows["Tiny-ImageNet (crop)"]
-    with open(results_dir() / "densenet10.csv") as f:
+    with open(results_dir() / f"{name}.csv") as f:
         records = list(csv.DictReader(f))
     isun = [r for r in records if r["ood_set"] == "iSUN"]
     assert [r["method"] for r in isun] == ["Baseline", "ODIN"]
     assert float(isun[1]["AUROC"]) == pytest.approx(100 * release["ODIN"]["AUROC"], abs=0.005)
 
-    summary = rows_of((results_dir() / "README.md").read_text())["densenet10"]
-    assert "| 2 of 3 |" in summary and "release" in summary and "(a)" in summary
+    assert not (results_dir() / "README.md").exists()    # the index: whole tables only
 
-    cells = rows_of((results_dir() / "densenet10_modes.md").read_text())["iSUN"].split(" | ")
+    modes = (results_dir() / "densenet10_modes_tune2_n4.md").read_text()
+    cells = rows_of(modes)["iSUN"].split(" | ")
     for i, mode in enumerate(tuning.MODES):   # each mode's (T, eps) in its own column
         assert cells[3 + 3 * i] == "%s, %s" % CHOSEN[mode]
     transfer = expected_metrics("iSUN", *CHOSEN["transfer"])
     assert cells[7] == f"{100 * transfer['ODIN']['FPR at TPR 95%']:.1f}"
     assert cells[8] == f"{100 * transfer['ODIN']['AUROC']:.1f}"
-    assert "n/a" in rows_of((results_dir() / "densenet10_modes.md").read_text())[
-        "Tiny-ImageNet (crop)"]
+    assert "n/a" in rows_of(modes)["Tiny-ImageNet (crop)"]
     figure_names = {p.name for p in (figures_dir() / "densenet10").iterdir()}
     assert "densenet10_iSUN_T1000_eps0.0014_n4_roc.png" in figure_names
     assert "tuning_densenet10_transfer_TIN_val_n2.png" in figure_names
@@ -108,14 +109,41 @@ def test_another_setting_gets_its_own_table(nothing_installed):
     assert table.main(["--nn", "wideresnet10", "--gpu", "-1", "--settings", "paper"]) == 0
     assert (results_dir() / "wideresnet10.md").read_text() == default
     assert "(T, eps) by 'paper'" in (results_dir() / "wideresnet10_paper.md").read_text()
-    assert table.table_name("resnet20", "transfer") == "resnet20"   # the ResNets' default
-    assert table.table_name("resnet20", "paper") == "resnet20_paper"
+    assert "| wideresnet10 |" in (results_dir() / "README.md").read_text()
+
+    def name(settings, *flags):
+        return table.table_name("resnet20", settings, table.build_parser().parse_args(
+            ["--nn", "resnet20", *flags]))
+    assert name("transfer") == "resnet20"   # the ResNets' default
+    assert name("paper") == "resnet20_paper"
+    assert name("transfer", "--tune-images", "200") == "resnet20_tune200"
+    assert name("paper", "--max-images", "20", "--skip", "900", "--tune-images", "100") == \
+        "resnet20_paper_tune100_skip900_n20"
+
+
+def test_the_index_lists_the_tables_of_whole_test_sets_only(tmp_path, monkeypatch):
+    """results/README.md: one line per table.py table over every test image (any tuning);
+    other CSVs under results/ (a run on fewer images, a comparison, LA-OOD's) are not tables
+    of baseline / ODIN and are left out (LA-OOD's made the index fail before)."""
+    monkeypatch.setenv("ODIN_RESULTS_DIR", str(tmp_path))
+    head = ",".join(table.TABLE_FIELDS + list(METRICS) + ["note"]) + "\n"
+    row = "iSUN,1000,0.0014,release,{},10,5,90,90,90,\n"
+    for name in ("resnet20_tune200", "resnet20_n20"):
+        (tmp_path / f"{name}.csv").write_text(head + row.format("Baseline") + row.format("ODIN"))
+    (tmp_path / "laood_resnet20.csv").write_text("ood_set,convention,AUROC\niSUN,ours,90\n")
+    table.write_summary()
+    index = (tmp_path / "README.md").read_text()
+    assert "| resnet20_tune200 | [resnet20_tune200.md](resnet20_tune200.md) | 1 of 1 |" in index
+    assert "resnet20_n20" not in index and "laood" not in index
 
 
 def test_bad_input_stops_before_any_tuning(monkeypatch, capsys):
     monkeypatch.setattr(tuning.Tuner, "tune", lambda *a: pytest.fail("tuned before checking"))
-    assert table.main(["--nn", "densenet10", "--skip", "-1", "--gpu", "-1"]) == 2
+    assert table.main(["--nn", "densenet10", "--tune-images", "1001", "--gpu", "-1"]) == 2
+    assert table.main(["--nn", "densenet10", "--skip", "10", "--tune-images", "20"]) == 2
     assert table.main(["--nn", "nope", "--gpu", "-1"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("error: --skip must be >= 0") and "unknown model 'nope'" in err[1]
+    assert err[0].startswith("error: --tune-images must be from 1 to 1000")
+    assert err[1].startswith("error: --tune-images must be from 1 to 10: the tuning images")
+    assert "unknown model 'nope'" in err[2]
     assert not results_dir().exists()

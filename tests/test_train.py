@@ -13,6 +13,11 @@ from oodbench.datasets import greysets
 FEW = ["--epochs", "2", "--max-steps", "3"]
 
 
+def run_train(argv):
+    """train.py's work without main's error report: a UserError is raised, not printed."""
+    return train.run(train.parse_args(argv))
+
+
 def weights(path):
     return torch.load(path, weights_only=True)
 
@@ -22,9 +27,9 @@ def same(a, b):
 
 
 def test_a_few_steps_are_deterministic_and_the_seed_matters(installed, tmp_path):
-    train.main(["--out", str(tmp_path / "a.pt"), *FEW])
-    train.main(["--out", str(tmp_path / "b.pt"), *FEW])
-    train.main(["--out", str(tmp_path / "c.pt"), "--seed", "2", *FEW])
+    run_train(["--out", str(tmp_path / "a.pt"), *FEW])
+    run_train(["--out", str(tmp_path / "b.pt"), *FEW])
+    run_train(["--out", str(tmp_path / "c.pt"), "--seed", "2", *FEW])
     assert same(weights(tmp_path / "a.pt"), weights(tmp_path / "b.pt"))
     assert not same(weights(tmp_path / "a.pt"), weights(tmp_path / "c.pt"))
     log = (tmp_path / "a.log").read_text().splitlines()
@@ -32,7 +37,7 @@ def test_a_few_steps_are_deterministic_and_the_seed_matters(installed, tmp_path)
 
 
 def test_a_stopped_run_resumes_exactly(installed, tmp_path, monkeypatch):
-    train.main(["--out", str(tmp_path / "straight.pt"), *FEW])
+    run_train(["--out", str(tmp_path / "straight.pt"), *FEW])
     real_epoch = train.train_epoch
 
     def stop_in_second_epoch(*args):
@@ -41,10 +46,10 @@ def test_a_stopped_run_resumes_exactly(installed, tmp_path, monkeypatch):
         return real_epoch(*args)
     monkeypatch.setattr(train, "train_epoch", stop_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train.main(["--out", str(tmp_path / "resumed.pt"), *FEW])
+        run_train(["--out", str(tmp_path / "resumed.pt"), *FEW])
     assert (tmp_path / "resumed.pt.partial").exists() and not (tmp_path / "resumed.pt").exists()
     monkeypatch.setattr(train, "train_epoch", real_epoch)
-    train.main(["--out", str(tmp_path / "resumed.pt"), *FEW])
+    run_train(["--out", str(tmp_path / "resumed.pt"), *FEW])
     assert same(weights(tmp_path / "straight.pt"), weights(tmp_path / "resumed.pt"))
     assert not (tmp_path / "resumed.pt.partial").exists()
 
@@ -54,29 +59,29 @@ def test_corrupt_or_foreign_checkpoints_are_refused(installed, tmp_path):
     partial = tmp_path / "m.pt.partial"
     partial.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot resume"):
-        train.main(["--out", str(out), *FEW])
+        run_train(["--out", str(out), *FEW])
     assert partial.read_bytes() == b"not a checkpoint"
     partial.unlink()
     torch.save({"recipe": {}}, partial)
     with pytest.raises(UserError, match="cannot resume"):
-        train.main(["--out", str(out), *FEW])
+        run_train(["--out", str(out), *FEW])
     torch.save(dict(recipe=dict(train.recipe_of(train.parse_args(["--out", "x", "--seed", "5"]))),
                     epoch=0, model={}, optimiser={}, scheduler={}), partial)
     with pytest.raises(UserError, match="another recipe .*seed"):
-        train.main(["--out", str(out), *FEW])
+        run_train(["--out", str(out), *FEW])
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="not a readable"):
-        train.main(["--oe", "--init", str(tmp_path / "bad.pt"), "--out", str(out), *FEW])
+        run_train(["--oe", "--init", str(tmp_path / "bad.pt"), "--out", str(out), *FEW])
     torch.save({"weight": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(UserError, match="not a LeNet"):
-        train.main(["--oe", "--init", str(tmp_path / "foreign.pt"), "--out", str(out), *FEW])
+        run_train(["--oe", "--init", str(tmp_path / "foreign.pt"), "--out", str(out), *FEW])
 
 
 def test_an_existing_output_is_kept(installed, tmp_path):
     out = tmp_path / "m.pt"
     out.write_bytes(b"keep me")
     with pytest.raises(UserError, match="--force"):
-        train.main(["--out", str(out), *FEW])
+        run_train(["--out", str(out), *FEW])
     assert out.read_bytes() == b"keep me"
 
 
@@ -98,8 +103,8 @@ def test_outlier_exposure_loss_by_hand():
 
 
 def test_outlier_exposure_fine_tunes_a_trained_lenet(installed, tmp_path):
-    train.main(["--out", str(tmp_path / "base.pt"), "--epochs", "1", "--max-steps", "2"])
-    train.main(["--oe", "--init", str(tmp_path / "base.pt"), "--out", str(tmp_path / "oe.pt"),
+    run_train(["--out", str(tmp_path / "base.pt"), "--epochs", "1", "--max-steps", "2"])
+    run_train(["--oe", "--init", str(tmp_path / "base.pt"), "--out", str(tmp_path / "oe.pt"),
                 "--epochs", "1", "--max-steps", "2"])
     assert not same(weights(tmp_path / "base.pt"), weights(tmp_path / "oe.pt"))
     recipe = (tmp_path / "oe.log").read_text().splitlines()[0]

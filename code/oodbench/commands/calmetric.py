@@ -12,7 +12,7 @@ or the FSSD repository's AUROC, AUPRC and FPR at 80% TPR (``fssd``).
 """
 import argparse
 
-from oodbench.commands.cli import add_metrics_flag, description
+from oodbench.commands.cli import add_metrics_flag, description, integer
 from oodbench.core.paths import report_errors
 from oodbench.reports.metric_block import print_metrics
 from oodbench.scoring.metrics import ALL_MODES
@@ -24,7 +24,7 @@ def main(argv=None):
     parser.add_argument("folder", help="a run folder (holding softmax_scores/) or a folder "
                         "of confidence_<Method>_{In,Out}.txt files")
     add_metrics_flag(parser, ALL_MODES)
-    parser.add_argument("--num-classes", type=int,
+    parser.add_argument("--num-classes", type=integer(2),
                         help="classes of the in-distribution set (picks the release's sweep "
                         "range in paper mode; read from run.json when there)")
     args = parser.parse_args(argv)

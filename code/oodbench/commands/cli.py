@@ -4,14 +4,59 @@ The command-line flags the entry points share, each defined once with its help, 
 they turn into (used by main.py, table.py, tune.py; parsed arguments are read, never
 rewritten).
 """
+import argparse
+import math
+
 from oodbench import detectors
 from oodbench.core import runtime, shards
 from oodbench.core.devices import pick_device
+from oodbench.core.paths import UserError
 from oodbench.datasets.image_sets import OOD_SETS
 from oodbench.networks.registry import MODELS
 from oodbench.pipelines.runs import HELD_OUT, RunSettings, ScoringOptions
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
 from oodbench.scoring.metrics import MODES
+
+
+SEED_LIMIT = 2 ** 32   # numpy's seeds: 0 <= seed < 2**32
+
+
+def integer(least, most=None):
+    """An argparse type: an int in [least, most], refused while parsing (exit 2, one line)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least or (most is not None and value > most):
+            span = f"from {least} to {most}" if most is not None else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def positive_number(text):
+    """An argparse type: a finite float > 0 (a learning rate, a scale)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def file_name(text):
+    """An argparse type: a name for files under results/ (no folder, no '..')."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
+        raise argparse.ArgumentTypeError(
+            "must be a plain file name (no folder separators, not starting with '.'), got "
+            f"{text!r}")
+    return text
+
+
+seed = integer(0, SEED_LIMIT - 1)
 
 
 def description(doc):
@@ -38,26 +83,27 @@ def add_set_flag(parser, default, note=""):
 
 def add_device_flags(parser):
     """Where and in what batches to score: --gpu, --device, --batch-size."""
-    parser.add_argument("--gpu", default=0, type=int,
+    parser.add_argument("--gpu", default=0, type=integer(-1),
                         help="CUDA device index; -1 for the CPU. Without CUDA the CPU is used "
                              "(default 0)")
     parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (overrides --gpu)")
-    parser.add_argument("--batch-size", default=32, type=int,
+    parser.add_argument("--batch-size", default=32, type=integer(1),
                         help="images per batch; scores do not depend on it (default 32: "
                              "fastest on a 2-core CPU within 2 GB; larger batches suit GPUs)")
 
 
 def add_seed_flag(parser):
-    parser.add_argument("--seed", default=0, type=int,
-                        help="seed of the Uniform / Gaussian noise images (default 0)")
+    parser.add_argument("--seed", default=0, type=seed,
+                        help=f"seed of the Uniform / Gaussian noise images, 0 to {SEED_LIMIT - 1} "
+                             "(default 0)")
 
 
 def add_evaluation_flags(parser):
     """Which images a run scores and how: --skip, --max-images, --metrics, --compile, --no-cache."""
-    parser.add_argument("--skip", default=HELD_OUT, type=int,
+    parser.add_argument("--skip", default=HELD_OUT, type=integer(0),
                         help=f"images held out at the start of each set, as in the paper "
                              f"(default {HELD_OUT})")
-    parser.add_argument("--max-images", type=int,
+    parser.add_argument("--max-images", type=integer(1),
                         help="score at most this many images of each set (quick runs)")
     add_metrics_flag(parser)
     parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
@@ -68,8 +114,21 @@ def add_evaluation_flags(parser):
                              "even when the cache (runs/.cache) holds them, and refresh the entry")
 
 
+def check_tuning_images(args):
+    """--tune-images within the held-out images: tuning reads indices 0 .. N - 1 of each set
+    and evaluation starts at --skip, so N may be at most --skip (and the held-out
+    split's 1,000); a UserError before any work otherwise."""
+    most = min(args.skip, HELD_OUT)
+    if most < 1:
+        raise UserError(f"--skip {args.skip} leaves no held-out images to tune on")
+    if not 1 <= args.tune_images <= most:
+        raise UserError(f"--tune-images must be from 1 to {most}: the tuning images (indices "
+                        f"0..N-1) must lie before the evaluated ones (from --skip {args.skip}) "
+                        f"and in the held-out {HELD_OUT}; got {args.tune_images}")
+
+
 def add_tuning_flags(parser):
-    parser.add_argument("--tune-images", type=int, default=DEFAULT_TUNE_IMAGES,
+    parser.add_argument("--tune-images", type=integer(1), default=DEFAULT_TUNE_IMAGES,
                         help="held-out images per side used for tuning, from index 0 (default "
                              f"{DEFAULT_TUNE_IMAGES}, the paper's; fewer is quicker and noisier)")
 
@@ -87,6 +146,9 @@ METHOD_FLAGS = {
                  "width under 768)"),
     "subsample": (int, "laood: class-balanced training images its One-Class SVMs are fitted "
                        "on (default 5000; the paper: all 50,000)"),
+    "gamma_grid": (str, "laood: the gamma grid of its data shifting, narrow (default: "
+                        "0.001-0.1, as the authors' runs) or wide (to 1.0, their code's unreached "
+                        "DenseNet grid)"),
 }
 
 

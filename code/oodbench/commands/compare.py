@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from oodbench import detectors
 from oodbench.commands import cli, table
-from oodbench.core import runtime
+from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, figures_dir, report_errors, results_dir, shown
 from oodbench.core.scorefiles import read_run_info
 from oodbench.core.shards import by_leader
-from oodbench.datasets.image_sets import OOD_SETS
-from oodbench.networks.registry import get_spec
+from oodbench.datasets.image_sets import OOD_SETS, cifar
+from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import feature_runs, layerwise_runs, runs, tuning
 from oodbench.reports import figures, metric_block
 from oodbench.scoring.metrics import METRICS
@@ -132,14 +132,18 @@ def comparison(args):
     """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
     spec = get_spec(args.nn)
     runs.check_image_range(args.skip, args.max_images)
+    cli.check_tuning_images(args)
     methods = parse_methods(args.methods) if args.methods else COMPARED
+    cifar(spec.in_dataset)               # the test set and the weights, before any work,
+    weights_sha256(args.nn)              # in main.py's order (so with its message)
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     sets = table.tested_sets()
     odin = odin_rows(args, options, sets)
     metrics, why_not = detector_rows(args, options, sets, methods)
     notes = {BASELINE: "T=1, no perturbation", ODIN: "(T, eps) of results/"
-             f"{table.table_name(args.nn, table.default_settings(args.nn))}.md"}
+             f"{table.table_name(args.nn, table.default_settings(args.nn), args)}.md, tuned on "
+             f"the first {args.tune_images} held-out images a side"}
     for name, (by, result, reason) in odin.items():
         if result is None:
             why_not.setdefault(name, reason)
@@ -164,8 +168,11 @@ def comparison(args):
 
 
 def comparison_name(args):
-    """detectors_<nn>[_skip<S>][_n<N>]: a smaller comparison never replaces the whole one."""
-    return f"detectors_{args.nn}{runs.range_suffix(args.skip, args.max_images)}"
+    """detectors_<nn>[_methods-A-B][_tune<N>][_skip<S>][_n<N>]: a smaller comparison (fewer
+    detectors, tuning or test images) never replaces the whole one."""
+    methods = "" if not args.methods or parse_methods(args.methods) == COMPARED else (
+        "_methods-" + "-".join(parse_methods(args.methods)))
+    return f"detectors_{args.nn}{methods}{table.protocol_suffix(args)}"
 
 
 @by_leader
@@ -202,8 +209,8 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     text = "\n".join(lines) + "\n"
     results_dir().mkdir(parents=True, exist_ok=True)
     name = comparison_name(args)
-    (results_dir() / f"{name}.md").write_text(text)
-    with open(results_dir() / f"{name}.csv", "w", newline="") as f:
+    files.write_text(results_dir() / f"{name}.md", text)
+    with files.writing(results_dir() / f"{name}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "detector", *METRICS, "note"])
         for s in table.tested_sets():

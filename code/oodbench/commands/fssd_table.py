@@ -15,8 +15,8 @@ results/fssd_fmnist.md and results/fssd_fmnist.csv.
 import argparse
 import time
 
-from oodbench.commands.cli import description
-from oodbench.core import shards
+from oodbench.commands.cli import description, file_name, integer
+from oodbench.core import files, shards
 from oodbench.core.devices import pick_device
 from oodbench.core.paths import UserError, report_errors, results_dir, shown
 from oodbench.datasets import greysets
@@ -37,24 +37,63 @@ def parse_args(argv):
                              "CPU time; each repetition of the four costs about 19 min)")
     parser.add_argument("--methods", nargs="+", default=list(fssd_protocol.METHODS),
                         choices=fssd_protocol.METHODS)
-    parser.add_argument("--max-images", type=int,
+    parser.add_argument("--max-images", type=integer(fssd_protocol.FIT + fssd_protocol.SELECT + 1),
                         help="only the first N images of each set (smoke runs; at least "
                              f"{fssd_protocol.FIT + fssd_protocol.SELECT + 1}: the split's "
                              "500 + 500 "
                              "and a test part)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--no-cache", action="store_true", help="recompute every result")
-    parser.add_argument("--out-name", default="fssd_fmnist",
-                        help="results/<name>.md and .csv (default fssd_fmnist)")
-    args = parser.parse_args(argv)
-    least = fssd_protocol.FIT + fssd_protocol.SELECT + 1
-    if args.max_images is not None and args.max_images < least:
-        parser.error(f"--max-images must be at least {least}")
-    return args
+    parser.add_argument("--out-name", type=file_name,
+                        help="results/<name>.md and .csv (default fssd_fmnist for the whole "
+                             "protocol, with what a shorter run left out appended)")
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    return report_errors(lambda: run(args))
+
+
+FULL_NAME = "fssd_fmnist"
+
+
+def shortened(args):
+    """[(name suffix, what it says)] of each way the run differs from the whole protocol (all
+    sets, repetitions 1-3 for MNIST and 1 for the others, every method, every image)."""
+    parts = []
+    if args.max_images:
+        parts.append((f"_n{args.max_images}", f"the first {args.max_images} images of each set"))
+    if args.sets != list(greysets.OOD_SETS):
+        parts.append(("_sets-" + "-".join(args.sets), "sets " + ", ".join(args.sets)))
+    if args.reps != list(fssd_protocol.REPETITIONS):
+        parts.append(("_reps" + "-".join(map(str, args.reps)),
+                      "MNIST repetitions " + ", ".join(map(str, args.reps))))
+    if args.other_reps != [1]:
+        parts.append(("_otherreps" + "-".join(map(str, args.other_reps)),
+                      "other sets' repetitions " + ", ".join(map(str, args.other_reps))))
+    if args.methods != list(fssd_protocol.METHODS):
+        parts.append(("_methods-" + "-".join(m.replace(" ", "").replace("(", "").replace(")", "")
+                                             for m in args.methods),
+                      "methods " + ", ".join(args.methods)))
+    return parts
+
+
+def table_name(args):
+    """results/<name>: fssd_fmnist for the whole protocol, with a suffix per difference
+    otherwise (or --out-name), so that a shorter run never replaces the whole table."""
+    parts = shortened(args)
+    if args.out_name is None:
+        return FULL_NAME + "".join(suffix for suffix, _ in parts)
+    if args.out_name == FULL_NAME and parts:
+        raise UserError(f"--out-name {FULL_NAME} is the whole protocol's table; this run has "
+                        f"{'; '.join(what for _, what in parts)}: leave --out-name out (the "
+                        "name then says so) or choose another")
+    return args.out_name
+
+
+def run(args):
+    name = table_name(args)
     if shards.launched():
         raise UserError("fssd_table.py runs in one process (its LeNets take minutes): run it "
                         "without torchrun")
@@ -78,14 +117,15 @@ def main(argv=None):
                       f"{100 * record['FPR at TPR 80%']:5.1f}  chosen {record['chosen']} "
                       f"({record['seconds']} s)", flush=True)
                 records.append(record)
-    text = fssd_report.markdown(records, args.sets, greysets.OOD_SETS)
+    test_images = len(in_images) - fssd_protocol.FIT - fssd_protocol.SELECT
+    text = fssd_report.markdown(records, args.sets, greysets.OOD_SETS, test_images,
+                                "; ".join(what for _, what in shortened(args)))
     print("\n" + text)
     out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
     for suffix, content in ((".md", text), (".csv", fssd_report.csv_text(records))):
-        path = out / f"{args.out_name}{suffix}"
+        path = out / f"{name}{suffix}"
         if path.is_file() and path.read_text() != content:
             print(f"note: replacing {shown(path)}, which held other results (--out-name NAME "
                   "writes elsewhere)")
-        path.write_text(content)
-    print(f"wrote {shown(out / args.out_name)}.md and .csv ({time.time() - started:.0f} s)")
+        files.write_text(path, content)
+    print(f"wrote {shown(out / name)}.md and .csv ({time.time() - started:.0f} s)")

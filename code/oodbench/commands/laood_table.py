@@ -19,7 +19,7 @@ import time
 from oodbench.commands import cli, table
 from oodbench.core.paths import UserError, report_errors, shown
 from oodbench.datasets.image_sets import OOD_SETS
-from oodbench.detectors.laood import SUBSAMPLE
+from oodbench.detectors.laood import GAMMA_GRIDS, SUBSAMPLE
 from oodbench.networks.registry import get_spec
 from oodbench.pipelines import laood_runs
 from oodbench.reports import laood_report
@@ -33,38 +33,58 @@ def build_parser():
     cli.add_model_flag(parser)
     parser.add_argument("--sets", nargs="+", metavar="SET",
                         help="OOD sets (default: " + " ".join(
-                            table.tested_sets() + list(LAOOD_SETS)) + ")")
-    parser.add_argument("--subsample", type=int, default=SUBSAMPLE,
+                            default_sets()) + ")")
+    parser.add_argument("--subsample", type=cli.integer(100), default=SUBSAMPLE,
                         help=f"class-balanced training images the One-Class SVMs are fitted on "
                              f"(default {SUBSAMPLE}; the paper: all 50,000)")
-    parser.add_argument("--max-images", type=int, help="at most this many images a side")
+    parser.add_argument("--gamma-grid", choices=tuple(GAMMA_GRIDS), default="narrow",
+                        help="the gamma grid of the data shifting: narrow (default, "
+                             f"{min(GAMMA_GRIDS['narrow'])}-{max(GAMMA_GRIDS['narrow'])}, as the "
+                             "authors' runs) or wide (to "
+                             f"{max(GAMMA_GRIDS['wide'])}, their code's DenseNet grid, which its "
+                             "model-name test never reaches)")
+    parser.add_argument("--max-images", type=cli.integer(1),
+                        help="at most this many images a side")
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
     return parser
 
 
+def default_sets():
+    return table.tested_sets() + list(LAOOD_SETS)
+
+
+def variant(args, sets):
+    """What the table's name says of a run other than the default: _sub<N> for another
+    --subsample, _widegamma for the wide gamma grid, _sets-A-B for other sets (--max-images
+    adds _n<N>)."""
+    return ((f"_sub{args.subsample}" if args.subsample != SUBSAMPLE else "")
+            + ("" if args.gamma_grid == "narrow" else f"_{args.gamma_grid}gamma")
+            + ("" if sets == default_sets() else "_sets-" + "-".join(sets)))
+
+
 def report(args):
     started = time.time()
     spec = get_spec(args.nn)
-    sets = args.sets or table.tested_sets() + list(LAOOD_SETS)
+    sets = args.sets or default_sets()
     unknown = [s for s in sets if s not in OOD_SETS]
     if unknown:
         raise UserError(f"--sets: unknown {', '.join(unknown)}; choose from "
                         f"{', '.join(OOD_SETS)}")
-    if args.subsample < 100:
-        raise UserError(f"--subsample must be at least 100, got {args.subsample}")
     options = cli.scoring_options(args)
     detector, results, why_not, timings = laood_runs.evaluate(
-        args.nn, options, sets, args.subsample, args.seed, max_images=args.max_images)
+        args.nn, options, sets, args.subsample, args.seed, max_images=args.max_images,
+        gamma_grid=args.gamma_grid)
     if not results:
         raise UserError("no OOD set could be scored: " + "; ".join(why_not.values()))
     rows, aurocs = laood_report.summarise(detector, results)
     text = laood_report.write_tables(args.nn, spec, detector, rows, aurocs, why_not, timings,
-                                     args.max_images)
-    figures = laood_report.draw(args.nn, spec, detector, results, aurocs, args.max_images)
+                                     args.max_images, variant(args, sets))
+    figures = laood_report.draw(args.nn, spec, detector, results, aurocs, args.max_images,
+                                variant(args, sets))
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: results/"
-          f"{laood_report.table_name(args.nn, args.max_images)}.md (.csv, "
+          f"{laood_report.table_name(args.nn, args.max_images, variant(args, sets))}.md (.csv, "
           f"_layers.csv), " + ", ".join(shown(p) for p in figures))
 
 

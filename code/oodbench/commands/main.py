@@ -38,7 +38,11 @@ def build_parser():
     cli.add_seed_flag(parser)
     cli.add_evaluation_flags(parser)
     parser.add_argument("--out-dir", type=Path,
-                        help="run folder for the score files (default: runs/<settings>)")
+                        help="run folder for the score files (default: runs/<settings>); one "
+                             "run per folder")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the run a folder holds when it is another run (different "
+                             "settings); without it such a folder is refused")
     parser.add_argument("--accuracy-only", action="store_true",
                         help="only report the classifier's accuracy on the whole "
                              "in-distribution test set, then stop")
@@ -55,7 +59,7 @@ def run(args):
         print(f"{settings.nn} accuracy on all {total} {in_dataset} test images: "
               f"{100 * correct / total:.2f}%")
         return
-    plan = runs.plan(settings, args.out_dir)
+    plan = runs.plan(settings, args.out_dir, args.force)
     if settings.method == "odin":
         model, compiled = runs.load_scorer(settings.nn, options, 2 * len(plan.indices))
         info = runs.score(model, compiled, plan, options)
@@ -68,6 +72,9 @@ def run(args):
           f"{100 * info['accuracy']:.2f}%")
     print(f"Metrics: {args.metrics}. Scores in {shown(plan.folder / scorefiles.SCORE_DIR)} "
           f"({info['seconds']:.0f} s of scoring).")
+    note = metric_block.few_images_note(plan.folder)
+    if note:
+        print(note)
 
 
 def main(argv=None):

@@ -27,13 +27,14 @@ figures/<model>/.
 import argparse
 import csv
 import functools
+import re
 import time
 from dataclasses import dataclass
 
 from tqdm import tqdm
 
 from oodbench.commands import cli
-from oodbench.core import runtime
+from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, figures_dir, report_errors, results_dir, shown
 from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import OOD_SETS, cifar
@@ -53,6 +54,7 @@ RELEASE_EPSILON = {nn: dict(zip(_RELEASE_SETS, values)) for nn, values in {
 }.items()}
 RELEASE_TEMPERATURE = 1000
 SETTINGS = ("release", *tuning.MODES)
+TABLE_FIELDS = ["ood_set", "temperature", "epsilon", "chosen_by", "method"]   # a table's CSV
 MODE_LETTER = {"paper": "a", "transfer": "b", "no-ood": "c"}
 
 
@@ -72,10 +74,26 @@ def default_settings(nn):
     return "release" if nn in RELEASE_EPSILON else "transfer"
 
 
-def table_name(nn, settings):
+def protocol_suffix(args):
+    """_tune<N>, _skip<S>, _n<N> where the run is not the paper's protocol (1,000 tuning
+    images, evaluation of every image from index 1,000): a shorter run never replaces a table
+    of the whole protocol."""
+    return tuning.tune_suffix(args.tune_images) + runs.range_suffix(args.skip, args.max_images)
+
+
+def shortened(args):
+    return protocol_suffix(args) != ""
+
+
+def table_name(nn, settings, args):
     """results/<nn>.md for the model's default settings, <nn>_<settings>.md for the others, so
-    that asking for another setting never replaces the default table."""
-    return nn if settings == default_settings(nn) else f"{nn}_{settings}"
+    that asking for another setting never replaces the default table; then protocol_suffix."""
+    base = nn if settings == default_settings(nn) else f"{nn}_{settings}"
+    return base + protocol_suffix(args)
+
+
+def modes_name(nn, args):
+    return f"{nn}_modes{protocol_suffix(args)}"
 
 
 def choose_settings(nn, settings, tuner, sets):
@@ -163,14 +181,13 @@ def header(nn, args, what):
 @by_leader
 def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     """results/<table_name>.md (rows: OOD sets; cells 'baseline / ODIN') and its .csv."""
-    name_of_table = table_name(nn, settings)
+    name_of_table = table_name(nn, settings, args)
     lines = [header(nn, args, f"baseline / ODIN, (T, eps) by '{settings}'"), "",
              "| OOD set | T | eps | chosen by | " + " | ".join(METRICS) + " |",
              "|" + "---|" * (len(METRICS) + 4)]
-    with open(results_dir() / f"{name_of_table}.csv", "w", newline="") as f:
+    with files.writing(results_dir() / f"{name_of_table}.csv", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["ood_set", "temperature", "epsilon", "chosen_by", "method", *METRICS,
-                      "note"])
+        out.writerow([*TABLE_FIELDS, *METRICS, "note"])
         for name in tested_sets():
             choice, result, reason = outcomes.of(name, chosen, why_not)
             t, e, by = (choice.temperature, choice.epsilon, choice.by) if choice else ("", "", "")
@@ -185,13 +202,13 @@ def write_main_table(nn, args, settings, chosen, why_not, outcomes):
             for method in ("Baseline", "ODIN"):
                 out.writerow([name, t, e, by, method, *percents(result, method), ""])
     text = "\n".join(lines) + "\n"
-    (results_dir() / f"{name_of_table}.md").write_text(text)
+    files.write_text(results_dir() / f"{name_of_table}.md", text)
     return text
 
 
 @by_leader
 def write_modes_table(nn, args, by_mode, outcomes):
-    """results/<nn>_modes.md: FPR95 and AUROC of (a), (b), (c) side by side, and a CSV.
+    """results/<modes_name>.md: FPR95 and AUROC of (a), (b), (c) side by side, and a CSV.
     ``by_mode``: {mode: (chosen, why_not)}."""
     fpr, auroc = "FPR at TPR 95%", "AUROC"
     cols = "".join(f" ({MODE_LETTER[m]}) T, eps | ({MODE_LETTER[m]}) FPR95 | "
@@ -200,7 +217,7 @@ def write_modes_table(nn, args, by_mode, outcomes):
              "images; (b) transfer: TIN_val only; (c) no OOD data: held-out noise only.", "",
              "| OOD set | baseline FPR95 | baseline AUROC |" + cols,
              "|" + "---|" * (3 + 3 * len(tuning.MODES))]
-    with open(results_dir() / f"{nn}_modes.csv", "w", newline="") as f:
+    with files.writing(results_dir() / f"{modes_name(nn, args)}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "mode", "temperature", "epsilon", "method", *METRICS, "note"])
         for name in tested_sets():
@@ -218,28 +235,31 @@ def write_modes_table(nn, args, by_mode, outcomes):
                 for method in ("Baseline", "ODIN"):
                     out.writerow([name, mode, t, e, method, *percents(result, method), ""])
             base = ([f"{100 * baseline[fpr]:.1f}", f"{100 * baseline[auroc]:.1f}"] if baseline
-                    else [f"not run here (see results/{nn}.md)", ""])
+                    else [f"not run here (see results/"
+                          f"{table_name(nn, default_settings(nn), args)}.md)", ""])
             lines.append(f"| {OOD_SETS[name].label} | " + " | ".join(base + cells) + " |")
     lines += ["", "On the Uniform and Gaussian rows, (c) is tuned on the same kind of noise it is "
               "tested on (other images), so (c) is an out-of-sample test only on the other rows."]
     text = "\n".join(lines) + "\n"
-    (results_dir() / f"{nn}_modes.md").write_text(text)
+    files.write_text(results_dir() / f"{modes_name(nn, args)}.md", text)
     return text
 
 
 @by_leader
 def write_summary():
-    """results/README.md: one line per model table, means over the sets that ran."""
+    """results/README.md: one line per model table (table.py's, over every image from index
+    1,000; any number of tuning images), means over the sets that ran."""
     lines = ["# Results", "", "One table per model (`bash scripts/reproduce_tables.sh`); each "
              "row of a table is baseline / ODIN on one OOD set. Means are over the sets that "
              "ran here, so compare models only on the same sets.", "",
              "| model | table | sets run | (T, eps) chosen by | mean FPR95 baseline → ODIN | "
              "mean AUROC baseline → ODIN |", "|---|---|---|---|---|---|"]
     for path in sorted(results_dir().glob("*.csv")):
-        if path.stem.endswith("_modes") or path.stem.startswith("detectors_"):
-            continue
         with open(path, newline="") as f:
-            records = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            if reader.fieldnames[:5] != TABLE_FIELDS or re.search(r"_(skip|n)\d+$", path.stem):
+                continue
+            records = list(reader)
         ran = {(r["ood_set"], r["method"]): r for r in records if r["method"]}
         sets = sorted({s for s, _ in ran})
         by = ", ".join(sorted({r["chosen_by"].split(")")[0] + ")" if ")" in r["chosen_by"]
@@ -252,13 +272,14 @@ def write_summary():
         lines.append(f"| {path.stem} | [{path.stem}.md]({path.stem}.md) | "
                      f"{len(sets)} of {len({r['ood_set'] for r in records})} | {by} | "
                      + " | ".join(cells) + " |")
-    (results_dir() / "README.md").write_text("\n".join(lines) + "\n")
+    files.write_text(results_dir() / "README.md", "\n".join(lines) + "\n")
 
 
 def run_table(args, settings):
     """Write the model's table(s); return the texts of the main and modes tables."""
     get_spec(args.nn)                                   # bad input stops before any work
     runs.check_image_range(args.skip, args.max_images)
+    cli.check_tuning_images(args)
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     results_dir().mkdir(parents=True, exist_ok=True)
@@ -309,10 +330,12 @@ def report_table(args):
     started = time.time()
     settings = args.settings or default_settings(args.nn)
     text, modes = run_table(args, settings)
-    write_summary()
-    print(text + ("\n" + modes if modes else ""))
-    written = [results_dir() / f"{table_name(args.nn, settings)}.md", results_dir() / "README.md"]
+    written = [results_dir() / f"{table_name(args.nn, settings, args)}.md"]
     if modes:
-        written.insert(1, results_dir() / f"{args.nn}_modes.md")
+        written.append(results_dir() / f"{modes_name(args.nn, args)}.md")
+    if not shortened(args):     # a shortened run leaves results/README.md as it is
+        write_summary()
+        written.append(results_dir() / "README.md")
+    print(text + ("\n" + modes if modes else ""))
     print(f"wall {time.time() - started:.0f} s. Written: "
           f"{', '.join(shown(p) for p in written)} (and .csv), {shown(figures_dir() / args.nn)}/")

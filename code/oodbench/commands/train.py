@@ -33,13 +33,15 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from oodbench.commands.cli import description
+from oodbench.commands.cli import SEED_LIMIT, description, integer, positive_number, seed
+from oodbench.core import files
 from oodbench.core.devices import pick_device
 from oodbench.core.digests import file_digest
 from oodbench.core.paths import UserError, report_errors, shown
 from oodbench.datasets import greysets
 from oodbench.networks.lenet import LeNet, load_state, normalise
 
+OUTLIER_SETS = (greysets.OUTLIER_SET,)   # accepted as --outliers: no test set's images
 RECIPES = {   # the defaults of each mode
     "plain": dict(epochs=14, lr=1.0, gamma=0.7, batch_size=64),
     "oe": dict(epochs=5, lr=0.01, gamma=None, batch_size=64, oe_lambda=0.5, oe_batch_size=128),
@@ -50,21 +52,22 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=description(__doc__),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="where the state_dict goes")
-    parser.add_argument("--seed", type=int, default=1, help="the authors' script used 1")
+    parser.add_argument("--seed", type=seed, default=1,
+                        help=f"0 to {SEED_LIMIT - 1}; the authors' script used 1 (default 1)")
     parser.add_argument("--oe", action="store_true", help="Outlier Exposure fine-tuning")
     parser.add_argument("--init", type=Path, help="--oe: the trained LeNet to fine-tune")
-    parser.add_argument("--outliers", default=greysets.OUTLIER_SET,
-                        help=f"--oe: the outlier set (default {greysets.OUTLIER_SET})")
-    parser.add_argument("--epochs", type=int, help="default 14 (--oe: 5)")
-    parser.add_argument("--lr", type=float, help="default 1.0 Adadelta (--oe: 0.01 SGD)")
-    parser.add_argument("--max-steps", type=int, help="stop each epoch after this many steps "
+    parser.add_argument("--outliers", default=greysets.OUTLIER_SET, choices=OUTLIER_SETS,
+                        help=f"--oe: the outlier set (default {greysets.OUTLIER_SET}; a test set "
+                             "of the benchmark is never one)")
+    parser.add_argument("--epochs", type=integer(1), help="default 14 (--oe: 5)")
+    parser.add_argument("--lr", type=positive_number,
+                        help="default 1.0 Adadelta (--oe: 0.01 SGD)")
+    parser.add_argument("--max-steps", type=integer(1),
+                        help="stop each epoch after this many steps "
                         "(tests and smoke runs)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    for name in ("epochs", "max_steps"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.oe != (args.init is not None):
         parser.error("--oe needs --init (the LeNet to fine-tune), and --init needs --oe")
     return args
@@ -115,17 +118,21 @@ def resume(partial, recipe, model, optimiser, scheduler):
                         if recipe.get(k) != saved_recipe.get(k))
         raise UserError(f"{shown(partial)} was made by another recipe (differs in "
                         f"{', '.join(differ)}): delete it, or train with its settings")
-    model.load_state_dict(saved["model"])
-    optimiser.load_state_dict(saved["optimiser"])
-    scheduler.load_state_dict(saved["scheduler"])
+    try:
+        model.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        scheduler.load_state_dict(saved["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{shown(partial)} does not fit this network or optimiser ({first}): "
+                        "delete it to train from the start") from None
     print(f"resuming from {shown(partial)} after epoch {saved['epoch'] + 1}")
     return saved["epoch"] + 1
 
 
 def save_atomic(obj, path):
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with files.replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def accuracy(model, images, labels, device):
@@ -175,6 +182,10 @@ def train_epoch(model, data, recipe, epoch, optimiser, scheduler, device, outlie
                                 device)
             logits = model(torch.cat([x, out]))
             loss = oe_loss(logits[:len(x)], y, logits[len(x):], recipe["oe_lambda"])
+        if not torch.isfinite(loss):
+            raise UserError(f"epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}, "
+                            "not finite: training stopped and nothing saved (a .partial keeps "
+                            "the last finished epoch, if any); try a smaller --lr")
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -188,6 +199,10 @@ def train_epoch(model, data, recipe, epoch, optimiser, scheduler, device, outlie
 
 def main(argv=None):
     args = parse_args(argv)
+    return report_errors(lambda: run(args))
+
+
+def run(args):
     if args.out.exists() and not args.force:
         raise UserError(f"{shown(args.out)} exists: pass --force to replace it")
     device = pick_device(-1, args.device)

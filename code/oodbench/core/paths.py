@@ -63,11 +63,20 @@ def mirror_dir():
     return default if default.is_dir() else None
 
 
+INTERRUPTED = 130   # the shell's status for a command stopped by Ctrl-C
+
+
 def report_errors(run):
-    """Call ``run()`` for exit status 0; a UserError becomes one line on stderr and status 2."""
+    """Call ``run()`` for exit status 0; a UserError becomes one line on stderr and status 2;
+    Ctrl-C one line and status 130 (every file is written whole or not at all, and a run
+    folder is complete or marked unfinished, so the same command resumes or starts clean)."""
     try:
         run()
         return 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing half-written was kept; the same command starts again "
+              "where the finished work ends", file=sys.stderr)
+        return INTERRUPTED

@@ -11,6 +11,7 @@
   compiler exists. On CUDA ``auto`` stays eager (not measured here).
 """
 import ctypes
+import logging
 import os
 import shutil
 import sys
@@ -49,5 +50,10 @@ def prepare_model(model, device, compile_model=False):
         model = model.to(memory_format=torch.channels_last)
     if compile_model:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+        if not torch.cuda.is_available():
+            # inductor's C++ toolchain looks for CUDA and warns "No CUDA runtime is found,
+            # using CUDA_HOME=..." on every CPU machine: harmless, and the first thing a new
+            # user would read, so kept off a CPU run
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         model = torch.compile(model, dynamic=False)
     return model

@@ -9,13 +9,14 @@ A run folder holds ``softmax_scores/confidence_<Method>_<Side>.txt``: Method ``B
 label of another detector (``Energy``, ``KNN``, ...), Side ``In`` (in-distribution) or
 ``Out``; and ``run.json``: the settings, accuracy, device and time of the run.
 """
+import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from oodbench.core import files
 from oodbench.core.paths import UserError
 from oodbench.core.shards import by_leader
 
@@ -69,24 +70,25 @@ def format_number(value):
     return str(value) if isinstance(value, int) else repr(float(value))
 
 
+def score_lines(temperature, epsilon, scores):
+    """One ``T, eps, score`` line per image."""
+    prefix = f"{format_number(temperature)}, {format_number(epsilon)}, "
+    # str() of a float32 is its shortest round-trip form, as the release wrote it
+    return [f"{prefix}{str(s)}\n" for s in np.asarray(scores, dtype=np.float32)]
+
+
 @by_leader
 def write_score_file(path, temperature, epsilon, scores):
-    """One ``T, eps, score`` line per image, written atomically."""
-    prefix = f"{format_number(temperature)}, {format_number(epsilon)}, "
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        # str() of a float32 is its shortest round-trip form, as the release wrote it
-        f.writelines(f"{prefix}{str(s)}\n" for s in np.asarray(scores, dtype=np.float32))
-    os.replace(tmp, path)
+    """One ``T, eps, score`` line per image, written whole or not at all."""
+    files.write_lines(path, score_lines(temperature, epsilon, scores))
 
 
 @by_leader
 def write_scores(folder, temperature, epsilon, scores):
-    """The files in ``folder`` from ``scores``: {(method tag, side): values}."""
-    os.makedirs(folder, exist_ok=True)
+    """Bare score files (no run.json, as the release wrote them) in ``folder`` from ``scores``:
+    {(method tag, side): values}. A run folder is written by write_run."""
     for (method, side), values in scores.items():
-        write_score_file(os.path.join(folder, file_name(method, side)), temperature, epsilon,
-                         values)
+        write_score_file(Path(folder) / file_name(method, side), temperature, epsilon, values)
 
 
 @by_leader
@@ -113,24 +115,186 @@ def read_scores(folder, method):
     return canonical_temperature(temperature), ins, outs
 
 
+def run_files(folder):
+    """The files of a run present in ``folder``: its score files (in softmax_scores/, or in
+    ``folder`` itself for a bare folder of them) and LA-OOD's deciding layers."""
+    folder = Path(folder)
+    return sorted([*score_dir(folder).glob("confidence_*.txt"),
+                   *folder.glob("deciding_layer_*.txt")])
+
+
+def _lines_and_digest(path):
+    data = Path(path).read_bytes()
+    return data.count(b"\n"), hashlib.sha256(data).hexdigest()
+
+
 @by_leader
-def write_run_info(folder, info):
-    """run.json, written atomically: it marks a run finished."""
+def write_run(folder, identity, info, scores, temperature, epsilon, texts=None):
+    """A run folder holding one run, replaced whole: ``scores`` {(method tag, side): values}
+    as score files at (``temperature``, ``epsilon``), ``texts`` {file name: text} beside them,
+    then run.json: ``info``, the run's ``identity`` and each file's line count and sha256.
+
+    Until run.json is complete it names the run and says it is being written, so a folder
+    stopped half-way is never read as finished; the files of an earlier run are removed
+    first (check_folder has already refused a folder holding another run without --force)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_text(folder / RUN_INFO, json.dumps({"run": identity, "complete": False}) + "\n")
+    for path in run_files(folder):
+        path.unlink()
+    written = []
+    for (method, side), values in scores.items():
+        path = folder / SCORE_DIR / file_name(method, side)
+        files.write_lines(path, score_lines(temperature, epsilon, values))
+        written.append(path)
+    for name, text in (texts or {}).items():
+        files.write_text(folder / name, text)
+        written.append(folder / name)
+    record = {}
+    for path in written:
+        lines, sha256 = _lines_and_digest(path)
+        record[path.relative_to(folder).as_posix()] = {"lines": lines, "sha256": sha256}
+    files.write_text(folder / RUN_INFO, json.dumps(
+        dict(info, run=identity, complete=True, files=record), indent=2) + "\n")
+
+
+def _raw_info(folder):
+    """(whether run.json is there, its dict or None where it does not parse)."""
     path = Path(folder) / RUN_INFO
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, path)
+    if not path.is_file():
+        return False, None
+    try:
+        info = json.loads(path.read_text())
+        return True, info if isinstance(info, dict) else None
+    except ValueError:
+        return True, None
+
+
+@by_leader
+def held_run(folder, identity=None):
+    """What ``folder`` holds: None (no run), the identity of its run (run.json's "run"; a run
+    of an earlier version, without one, counts as ``identity`` when the folder bears its
+    name, as runs/ folders do), or a description of files no run.json accounts for."""
+    folder = Path(folder)
+    there, info = _raw_info(folder)
+    if there:
+        if info is None:
+            return "a run whose run.json does not parse"
+        if "run" in info:
+            return info["run"]
+        if folder.name == identity:
+            return identity
+        return (f"a run of {info.get('nn', '?')} on {info.get('out_dataset', '?')} made by an "
+                "earlier version")
+    if run_files(folder):
+        return "score files that no run.json describes"
+    return None
+
+
+@by_leader
+def check_folder(folder, identity, force=False):
+    """Before any work: a UserError if ``folder`` cannot become the run folder of
+    ``identity``: it is a file, or it holds another run (unless ``force``: that run is then
+    replaced whole when the new one is written)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: choose another --out-dir")
+    held = held_run(folder, identity) if folder.is_dir() else None
+    if held is not None and held != identity and not force:
+        raise UserError(f"{folder} holds another run ({held}): choose another folder, or pass "
+                        "--force to replace that run")
+
+
+def _legacy_problem(folder, info):
+    """Why an earlier version's run (run.json without digests) cannot be read: each score
+    file must have ``images_per_side`` lines, and the files be one run's (Base and Our for
+    ODIN, one method's pair for another)."""
+    tags = methods_in(folder)
+    odin = info.get("method", "odin") == "odin"
+    if (sorted(tags) != sorted(ODIN_TAGS)) if odin else len(tags) != 1:
+        return (f"{score_dir(folder)}: holds the score files of {', '.join(tags) or 'no method'}"
+                f", not of the one run its run.json describes")
+    for path in run_files(folder):
+        lines, _ = _lines_and_digest(path)
+        if path.name.startswith("confidence_") and lines != info.get("images_per_side"):
+            return (f"{path}: {lines} lines, but run.json says {info.get('images_per_side')} "
+                    "images a side")
+    return None
+
+
+def _bare_problem(folder):
+    """Why a folder of score files without run.json cannot be read: files of one side
+    (In or Out) must agree in length across methods."""
+    lengths = {}
+    for path in run_files(folder):
+        if path.name.startswith("confidence_"):
+            side = path.stem.rsplit("_", 1)[1]
+            lengths.setdefault(side, {})[path.name] = _lines_and_digest(path)[0]
+    for side, by_file in lengths.items():
+        if len(set(by_file.values())) > 1:
+            listed = ", ".join(f"{name} {n}" for name, n in sorted(by_file.items()))
+            return (f"{score_dir(folder)}: the {side} files disagree in length ({listed} "
+                    "lines): one was cut or added to")
+    return None
+
+
+@by_leader
+def problem(folder):
+    """Why the run in ``folder`` cannot be trusted, in one line, or None: run.json unreadable
+    or marking a run stopped while written, a score file missing, of another length or
+    content than run.json records, or one run.json does not name (a stale file)."""
+    folder = Path(folder)
+    there, info = _raw_info(folder)
+    if not there:
+        return _bare_problem(folder)
+    if info is None:
+        return f"{folder / RUN_INFO} does not parse"
+    if info.get("complete") is False:
+        return (f"{folder}: its run was stopped while being written (or is being written "
+                "now): run its command again")
+    recorded = info.get("files")
+    if recorded is None:
+        return _legacy_problem(folder, info)
+    for name, expected in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path}: missing (run.json lists it)"
+        lines, sha256 = _lines_and_digest(path)
+        if lines != expected["lines"]:
+            return f"{path}: {lines} lines, but run.json records {expected['lines']}"
+        if sha256 != expected["sha256"]:
+            return f"{path}: its content differs from the sha256 run.json records"
+    for path in run_files(folder):
+        if path.relative_to(folder).as_posix() not in recorded:
+            return f"{path}: not a file of the run that run.json describes"
+    return None
+
+
+def check(folder):
+    """A UserError naming the file if ``folder``'s run cannot be trusted (see problem)."""
+    why = problem(folder)
+    if why:
+        raise UserError(why)
 
 
 @by_leader
 def read_run_info(folder):
     """The run.json of ``folder`` as a dict; {} where there is none (a bare score folder) or
     it does not parse (said: the run is then not finished)."""
-    path = Path(folder) / RUN_INFO
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        print(f"Note: {path} does not parse: the run counts as unfinished")
-        return {}
+    there, info = _raw_info(folder)
+    if there and info is None:
+        print(f"Note: {Path(folder) / RUN_INFO} does not parse: the run counts as unfinished")
+    return info or {}
+
+
+def finished(folder):
+    """The run.json of a complete run folder whose files match it, else None (saying why
+    when a run is there but cannot be trusted: it is then scored again)."""
+    info = read_run_info(folder)
+    if not info:
+        return None
+    why = problem(folder)
+    if why:
+        print(f"Note: {why}; scoring the run again")
+        return None
+    return info

@@ -48,6 +48,9 @@ class Detector:
         """Refuse, before any feature pass, hyper-parameters that cannot fit features of
         ``width`` values and ``train_size`` training images (None: no training set)."""
 
+    def check_classes(self, num_classes):
+        """Refuse, before any work, hyper-parameters that cannot apply to ``num_classes``."""
+
     def score(self, features):
         """One float per image of ``features``; higher = more in-distribution."""
         if not self.fitted:

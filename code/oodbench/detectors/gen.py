@@ -12,6 +12,7 @@ import math
 import numpy as np
 from scipy.special import softmax
 
+from oodbench.core.paths import UserError
 from oodbench.detectors.base import Detector
 
 
@@ -21,6 +22,11 @@ class GEN(Detector):
     defaults = {"gamma": 0.1, "top_m": 10}
     valid = {"gamma": (lambda g: math.isfinite(g) and g > 0, "a finite number > 0"),
              "top_m": (lambda m: m >= 1, ">= 1")}
+
+    def check_classes(self, num_classes):
+        if self.params["top_m"] > num_classes:
+            raise UserError(f"gen: --top-m must be at most the number of classes, "
+                            f"{num_classes}, got {self.params['top_m']}")
 
     def compute(self, features):
         gamma, top = self.params["gamma"], int(self.params["top_m"])

@@ -14,7 +14,6 @@ from dataclasses import replace
 from oodbench.assets.catalog import Unavailable
 from oodbench.core import runtime, scorefiles
 from oodbench.core.paths import UserError
-from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import cifar, content_digest
 from oodbench.networks.registry import conv_layers, get_spec, load_model, weights_sha256
 from oodbench.scoring import features
@@ -110,10 +109,8 @@ class FeatureScorer:
         seed_name = settings.out_dataset + seed
         ins = self.features(plan.ind, plan.indices, spec.in_dataset, detector.layers)
         outs = self.features(plan.ood, plan.indices, seed_name, detector.layers)
-        temperature = output_temperature(detector)
         tag = detector.label
-        scorefiles.write_scores(plan.folder / scorefiles.SCORE_DIR, temperature, 0.0, {
-            (tag, "In"): detector.score(ins), (tag, "Out"): detector.score(outs)})
+        scores = {(tag, "In"): detector.score(ins), (tag, "Out"): detector.score(outs)}
         info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,
                     num_classes=spec.num_classes, out_dataset=settings.out_dataset,
                     out_label=plan.ood_set.label, method=settings.method, label=tag,
@@ -121,24 +118,16 @@ class FeatureScorer:
                     first_index=plan.indices.start, images_per_side=len(plan.indices),
                     accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
                     device=str(self.device), seconds=round(time.time() - started, 1))
+        texts = {}
         if hasattr(detector, "deciding"):     # LA-OOD: the layer that judged each image
-            write_deciding_layers(plan.folder, {side: detector.deciding(values)
-                                                for side, values in (("In", ins), ("Out", outs))})
+            texts = {f"deciding_layer_{side}.txt": "\n".join(detector.deciding(values)) + "\n"
+                     for side, values in (("In", ins), ("Out", outs))}
             info["layers_left_out"] = getattr(detector, "unfit", {})
-        scorefiles.write_run_info(plan.folder, info)
+        scorefiles.write_run(plan.folder, settings.folder_name(), info, scores,
+                             output_temperature(detector), 0.0, texts)
         return info
 
 
-@by_leader
-def write_deciding_layers(folder, layers):
-    """deciding_layer_<side>.txt: the name of the deciding layer of each image, a line each;
-    ``layers``: {side: names}."""
-    for side, names in layers.items():
-        (folder / f"deciding_layer_{side}.txt").write_text("\n".join(names) + "\n")
-
-
 def finished(plan):
-    """The run.json of a complete detector run folder, else None."""
-    info = scorefiles.read_run_info(plan.folder)
-    tag = plan.settings.detector().label
-    return info if info and scorefiles.complete(plan.folder, (tag,)) else None
+    """The run.json of a complete detector run folder whose files match it, else None."""
+    return scorefiles.finished(plan.folder)

@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from oodbench.core import files
 from oodbench.core.digests import array_digest
 from oodbench.core.paths import runs_dir
 from oodbench.datasets import greysets
@@ -230,8 +231,5 @@ def cached_evaluate(get_repetition, rep, method, in_images, out_name, out_images
     result = evaluate(get_repetition(), method, in_images, out_name, out_images, validation)
     chosen = result.pop("chosen")
     record = dict(rep=rep, set=out_name, method=method, chosen=chosen, key=key, **result)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    files.write_text(path, json.dumps(record, indent=1))
     return record

@@ -34,16 +34,19 @@ class LayerScores:
         return ins, outs, in_layer, out_layer
 
 
-def evaluate(nn, options, names, subsample, seed=0, skip=runs.HELD_OUT, max_images=None):
+def evaluate(nn, options, names, subsample, seed=0, skip=runs.HELD_OUT, max_images=None,
+             gamma_grid="narrow"):
     """(the fitted LAOOD, {set: LayerScores}, {set: why it cannot run}, seconds per part)."""
     scorer = FeatureScorer(nn, options)
     spec = scorer.spec
+    detector = LAOOD(subsample=subsample, gamma_grid=gamma_grid)
+    detector.check(None, len(scorer.training_set("laood")))      # before any work
     timings = {}
     started = time.time()
     train = scorer.train_features("laood", layers="conv")
     timings["training features"] = time.time() - started
     started = time.time()
-    detector = LAOOD(subsample=subsample).fit(train, None)   # fit() checks the subsample
+    detector.fit(train, None)
     timings["fits"] = time.time() - started
     in_set = cifar(spec.in_dataset)
     results = {}

@@ -252,12 +252,10 @@ def write_runs(nn, results, tested, seed, skip, max_images, device, seconds):
     folders = {}
     spec = get_spec(nn)
     for (name, row), (ins, outs, magnitude, tnr) in results.items():
-        folder = runs.writable_folder(runs_dir() / (
-            f"{nn}_{name}_{row.method}_{row.validation}val"
-            + runs.folder_suffix(name, seed, skip, max_images)))
-        scorefiles.write_scores(folder / scorefiles.SCORE_DIR, 1, magnitude,
-                                {(row.tag, "In"): ins, (row.tag, "Out"): outs})
-        scorefiles.write_run_info(folder, dict(
+        identity = (f"{nn}_{name}_{row.method}_{row.validation}val"
+                    + runs.folder_suffix(name, seed, skip, max_images))
+        folder = runs.writable_folder(runs_dir() / identity)
+        scorefiles.write_run(folder, identity, dict(
             nn=nn, architecture=spec.label, in_dataset=spec.in_dataset,
             num_classes=spec.num_classes, out_dataset=name,
             out_label=get_ood_set(name).label, method=row.method, label=row.label,
@@ -266,7 +264,8 @@ def write_runs(nn, results, tested, seed, skip, max_images, device, seconds):
             layers=[f.name for f in spec.feature_layers], seed=seed,
             first_index=tested[name].test.indices.start,
             images_per_side=len(tested[name].test.indices), device=str(device),
-            seconds=round(seconds, 1)))
+            seconds=round(seconds, 1)), {(row.tag, "In"): ins, (row.tag, "Out"): outs},
+            1, magnitude)
         folders[name, row] = folder
     return folders
 

@@ -34,13 +34,15 @@ def check_image_range(skip, max_images):
         raise UserError("--skip must be >= 0 and --max-images >= 1")
 
 
-SHORT_NAMES = {"temperature": "T", "percentile": "p"}
+SHORT_NAMES = {"temperature": "T", "percentile": "p", "gamma_grid": "grid"}
 
 
 def _short(value):
     """A parameter's value in a folder name: 1.0 as 1, None (the paper's rule) as auto."""
     if value is None:
         return "auto"
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
@@ -69,6 +71,7 @@ class RunSettings:
         check_image_range(self.skip, self.max_images)
         if self.method != "odin":
             detector = detectors.make(self.method, **dict(self.params))
+            detector.check_classes(get_spec(self.nn).num_classes)
             object.__setattr__(self, "params", tuple(sorted(detector.params.items())))
             object.__setattr__(self, "temperature", None)
             object.__setattr__(self, "epsilon", None)
@@ -143,28 +146,37 @@ def run_folder(settings):
 
 @by_leader
 def writable_folder(folder):
-    """``folder``, created if needed; a UserError now, before any work, if it cannot be."""
+    """``folder``, once sure it can be created and written: a UserError now, before any work,
+    if not. It is created only to try, then removed: a run stopped before its end leaves no
+    folder behind."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{folder} is a file, not a folder: choose another --out-dir")
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create the run folder {folder}: {e.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"cannot write into the run folder {folder}: permission denied")
+    try:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write into the run folder {folder}: permission denied")
+    finally:
+        for made in missing:             # the deepest first
+            made.rmdir()
     return folder
 
 
-def plan(settings, out_dir=None):
+def plan(settings, out_dir=None, force=False):
     """Resolve ``settings`` to datasets and indices, and check that the run folder can be
-    written; a UserError if a set is not here or the folder cannot be written."""
+    written; a UserError if a set is not here, the folder cannot be written or it holds
+    another run (unless ``force``: scorefiles.check_folder)."""
     spec, ood_set = get_spec(settings.nn), get_ood_set(settings.out_dataset)
     ood = ood_dataset(settings.out_dataset, settings.seed)
     ind = cifar(spec.in_dataset)
     indices = scored_range(ind, ood, settings.out_dataset, settings.skip, settings.max_images)
-    return Plan(settings, spec, ood_set, ind, ood, indices,
-                writable_folder(out_dir if out_dir else run_folder(settings)))
+    folder = writable_folder(out_dir if out_dir else run_folder(settings))
+    scorefiles.check_folder(folder, settings.folder_name(), force)
+    return Plan(settings, spec, ood_set, ind, ood, indices, folder)
 
 
 def ood_ranges(ind, names, seed, skip, max_images):
@@ -196,9 +208,8 @@ def scored_range(ind, ood, out_dataset, skip, max_images):
 
 
 def finished(folder):
-    """The run.json of a complete run folder, else None."""
-    info = scorefiles.read_run_info(folder)
-    return info if info and scorefiles.complete(folder) else None
+    """The run.json of a complete run folder whose files match it, else None."""
+    return scorefiles.finished(folder)
 
 
 def in_distribution_key(plan, device):
@@ -252,9 +263,8 @@ def score_images(model, dataset, indices, desc, settings):
 def score(model, compiled, plan, options):
     """Score both sides of ``plan``, write its run folder; return its run.json contents."""
     settings, spec = plan.settings, plan.spec
-    score_dir = plan.folder / scorefiles.SCORE_DIR
-    if score_dir.exists() and any(score_dir.iterdir()):
-        print(f"Note: replacing the score files of an earlier run in {score_dir}")
+    if scorefiles.held_run(plan.folder, settings.folder_name()) is not None:
+        print(f"Note: the run in {plan.folder} will be replaced when this one is written")
     print(f"{settings.nn} on {options.device}: {len(plan.indices)} {spec.in_dataset} and "
           f"{len(plan.indices)} {settings.out_dataset} images (indices {plan.indices.start}.."
           f"{plan.indices.stop - 1}), T={settings.temperature}, eps={settings.epsilon}")
@@ -272,8 +282,6 @@ def score(model, compiled, plan, options):
               "(--no-cache recomputes)")
     out_scores = score_images(model, plan.ood, plan.indices, settings.out_dataset, common)
     elapsed = time.time() - started
-    odin_scoring.write_scores(score_dir, settings.temperature, settings.epsilon, in_scores,
-                              out_scores)
     info = dict(nn=settings.nn, architecture=spec.label, in_dataset=spec.in_dataset,
                 num_classes=spec.num_classes, out_dataset=settings.out_dataset,
                 out_label=plan.ood_set.label, temperature=settings.temperature,
@@ -281,7 +289,10 @@ def score(model, compiled, plan, options):
                 images_per_side=len(plan.indices),
                 accuracy=float((in_scores.predictions == in_scores.labels).mean()),
                 device=str(options.device), seconds=round(elapsed, 1))
-    scorefiles.write_run_info(plan.folder, info)
+    scorefiles.write_run(plan.folder, settings.folder_name(), info, {
+        ("Base", "In"): in_scores.baseline, ("Base", "Out"): out_scores.baseline,
+        ("Our", "In"): in_scores.odin, ("Our", "Out"): out_scores.odin},
+        settings.temperature, settings.epsilon)
     return info
 
 

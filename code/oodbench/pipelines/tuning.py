@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from oodbench.core import runtime
+from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, results_dir
 from oodbench.core.shards import by_leader, map_shards
 from oodbench.datasets.image_sets import cifar, content_digest, ood_dataset
@@ -107,6 +107,12 @@ MODES = {
 DEFAULT_TUNE_IMAGES = HELD_OUT
 
 
+def tune_suffix(count):
+    """_tune<N> where tuning read fewer (or more) held-out images than the paper's 1,000: ends
+    the names of tables whose (T, eps) were tuned so, beside range_suffix."""
+    return "" if count == DEFAULT_TUNE_IMAGES else f"_tune{count}"
+
+
 def records_dir():
     return results_dir() / "tuning"
 
@@ -186,8 +192,8 @@ class Tuner:
 @by_leader
 def write_record(record):
     """results/tuning/<record name>.json."""
-    records_dir().mkdir(parents=True, exist_ok=True)
-    (records_dir() / f"{record_name(record)}.json").write_text(json.dumps(record, indent=1) + "\n")
+    files.write_text(records_dir() / f"{record_name(record)}.json",
+                     json.dumps(record, indent=1) + "\n")
 
 
 def record_name(record):

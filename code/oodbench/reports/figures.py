@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from oodbench.core import scorefiles
+from oodbench.core import files, scorefiles
 from oodbench.core.paths import UserError, figures_dir
 from oodbench.core.shards import by_leader
 from oodbench.scoring.metrics import exact_metrics
@@ -17,8 +17,16 @@ plt.switch_backend("Agg")   # files only, never a window
 LABELS = {"Base": "Baseline (T = 1, no perturbation)", "Our": "ODIN"}
 
 
+def save(fig, path):
+    """``fig`` as the PNG ``path``, written whole or not at all, and closed."""
+    with files.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
 def load_scores(folder):
     """{method tag: (in, out)} from a run folder: Base and Our for an ODIN run."""
+    scorefiles.check(folder)
     tags = scorefiles.methods_in(folder)
     if not tags:
         raise UserError(f"{folder}: no pair of confidence_<Method>_{{In,Out}}.txt files")
@@ -52,8 +60,7 @@ def roc_figure(folder, path):
     ax.title.set_fontsize(9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def histogram_figure(folder, path):
@@ -70,8 +77,7 @@ def histogram_figure(folder, path):
         ax.legend(fontsize=8)
     fig.suptitle(title_of(folder), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
@@ -87,8 +93,7 @@ def tuning_heatmap(fpr, temperatures, epsilons, chosen, title, path):
     fig.colorbar(image, ax=ax, label="FPR at 95% TPR (%)")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 @by_leader
@@ -129,8 +134,7 @@ def draw_detector_heatmaps(metrics, rows, sets, title, path):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path
 
 

@@ -68,11 +68,14 @@ def chosen_values(records, out_set):
     return "; ".join(parts)
 
 
-def markdown(records, sets, descriptions):
+def markdown(records, sets, descriptions, test_images=9000, shortened=""):
+    """The tables of ``records``; the header states the test images a side and, for a run
+    shorter than the whole protocol, what it left out (``shortened``)."""
     reps = sorted({r["rep"] for r in records})
     out = [f"Fashion-MNIST (in) vs each set, LeNet; mean ± std (%) over {len(reps)} "
            f"repetition(s) ({', '.join(map(str, reps))}), each a network, a Deep Ensemble and "
-           "an OE fine-tune trained here; FSSD's protocol (9,000 + 9,000 test images)."]
+           f"an OE fine-tune trained here; FSSD's protocol ({test_images:,} + {test_images:,} "
+           "test images)." + (f" A shortened run: {shortened}." if shortened else "")]
     for out_set in sets:
         if not any(r["set"] == out_set for r in records):
             continue

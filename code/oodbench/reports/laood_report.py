@@ -7,14 +7,19 @@ flagged when 95% of the OOD images are caught), computed by the same metric code
 roles swapped.
 """
 import csv
+import re
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from oodbench.core import files
 from oodbench.core.paths import figures_dir, results_dir
 from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.detectors.laood import GAMMA_GRIDS
 from oodbench.pipelines.runs import HELD_OUT, range_suffix
+from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
+from oodbench.reports.figures import save
 from oodbench.scoring.metrics import exact_metrics
 
 FPR = "FPR at TPR 95%"
@@ -55,7 +60,9 @@ def summarise(detector, results):
 def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
     lines = [f"LA-OOD on {nn} ({spec.label}, {spec.in_dataset}): One-Class SVMs on "
              f"{len(detector.fits)} layers fitted on {int(detector.params['subsample'])} "
-             f"class-balanced training images. %; images from index {HELD_OUT} of each set"
+             f"class-balanced training images, gamma from the {detector.params['gamma_grid']} "
+             f"grid ({', '.join(map(str, GAMMA_GRIDS[detector.params['gamma_grid']]))}). "
+             "%; images from index {HELD_OUT} of each set"
              + (f", at most {max_images} a side" if max_images else "") + ".", "",
              "| OOD set | FPR95 (in positive) | FPR95 (OOD positive, the paper's) | AUROC | "
              "AUPR In | AUPR Out | best single layer (AUROC) | logits alone (AUROC) | "
@@ -81,9 +88,14 @@ def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
 
 
 def comparison_name(nn, max_images=None):
-    """The comparison table (compare.py) over the same images as LA-OOD's: from index
-    HELD_OUT, at most ``max_images`` a side."""
-    return f"detectors_{nn}{range_suffix(HELD_OUT, max_images)}"
+    """The comparison table (compare.py) over the same images as LA-OOD's (from index HELD_OUT,
+    at most ``max_images`` a side) with every detector: the one whose ODIN was tuned on the
+    most held-out images (detectors_<nn>[_tune<N>][_n<N>])."""
+    end = range_suffix(HELD_OUT, max_images)
+    pattern = re.compile(rf"detectors_{re.escape(nn)}(_tune(\d+))?{re.escape(end)}")
+    found = [(int(m.group(2) or DEFAULT_TUNE_IMAGES), m.group(0)) for m in (
+        pattern.fullmatch(p.stem) for p in results_dir().glob(f"detectors_{nn}*{end}.csv")) if m]
+    return max(found)[1] if found else f"detectors_{nn}{end}"
 
 
 def comparison(nn, max_images=None):
@@ -122,20 +134,22 @@ def beside(nn, rows, max_images=None):
     return lines
 
 
-def table_name(nn, max_images=None):
-    """laood_<nn>[_n<N>]: a run on fewer images never replaces the whole table."""
-    return f"laood_{nn}{range_suffix(HELD_OUT, max_images)}"
+def table_name(nn, max_images=None, variant=""):
+    """laood_<nn><variant>[_n<N>]: a run on fewer images, sets or training images (``variant``,
+    laood_table.py's) never replaces the whole table."""
+    return f"laood_{nn}{variant}{range_suffix(HELD_OUT, max_images)}"
 
 
 @by_leader
-def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=None):
+def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=None,
+                 variant=""):
     """results/<table_name>.md, .csv and _layers.csv; returns the markdown."""
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     text = markdown(nn, spec, detector, rows, why_not, timings, max_images)
-    stem = table_name(nn, max_images)
-    (folder / f"{stem}.md").write_text(text)
-    with open(folder / f"{stem}.csv", "w", newline="") as f:
+    stem = table_name(nn, max_images, variant)
+    files.write_text(folder / f"{stem}.md", text)
+    with files.writing(folder / f"{stem}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "convention", *rows[next(iter(rows))]["ours"],
                       "best_layer", "best_layer_auroc", "logits_auroc"])
@@ -145,19 +159,20 @@ def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=
                               *(f"{100 * v:.2f}" for v in row[convention].values()),
                               row["best_layer"], f"{100 * row['best_auroc']:.2f}",
                               f"{100 * row['logits_auroc']:.2f}"])
-    with open(folder / f"{stem}_layers.csv", "w", newline="") as f:
+    with files.writing(folder / f"{stem}_layers.csv", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["layer", *aurocs])
-        for i, layer in enumerate(detector.fits):
-            out.writerow([layer, *(f"{100 * aurocs[s][i]:.2f}" for s in aurocs)])
+        out.writerow(["layer", "gamma", "edge_points", *aurocs])
+        for i, (layer, fit) in enumerate(detector.fits.items()):
+            out.writerow([layer, fit.gamma, fit.edge_points,
+                          *(f"{100 * aurocs[s][i]:.2f}" for s in aurocs)])
     return text
 
 
 @by_leader
-def draw(nn, spec, detector, results, aurocs, max_images=None):
+def draw(nn, spec, detector, results, aurocs, max_images=None, variant=""):
     """figures/<table_name>_layers.png (per-layer AUROC of each set) and
     figures/<table_name>_deciding.png (which layer decided, per set); returns both paths."""
-    stem = table_name(nn, max_images)
+    stem = table_name(nn, max_images, variant)
     names = list(detector.fits)
     title = f"LA-OOD, {nn} ({spec.label}, {spec.in_dataset})"
     folder = figures_dir()
@@ -172,8 +187,7 @@ def draw(nn, spec, detector, results, aurocs, max_images=None):
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
     layers_path = folder / f"{stem}_layers.png"
-    fig.savefig(layers_path, dpi=120)
-    plt.close(fig)
+    save(fig, layers_path)
     columns = min(3, len(results))
     rows = -(-len(results) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.6 * rows), squeeze=False)
@@ -191,6 +205,5 @@ def draw(nn, spec, detector, results, aurocs, max_images=None):
     fig.suptitle(title + ": the layer whose SVM gave the maximum", fontsize=10)
     fig.tight_layout()
     deciding_path = folder / f"{stem}_deciding.png"
-    fig.savefig(deciding_path, dpi=120)
-    plt.close(fig)
+    save(fig, deciding_path)
     return layers_path, deciding_path

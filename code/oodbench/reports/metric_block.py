@@ -12,9 +12,29 @@ from oodbench.core.paths import UserError
 from oodbench.scoring.metrics import compute
 
 
+# Below this many images a side the metrics are not meaningful: FPR at 95% TPR then rests on
+# fewer than 5 in-distribution images past its threshold, and an AUROC of 0.9 has a standard
+# error above 0.02 (Hanley & McNeil), so tenths of a point say nothing.
+FEW_IMAGES = 100
+
+
+def few_images_note(folder):
+    """A warning when a run folder's sides hold fewer than FEW_IMAGES images, else ''."""
+    tags = scorefiles.methods_in(folder)
+    if not tags:
+        return ""
+    _, ins, outs = scorefiles.read_scores(folder, tags[0])
+    if min(len(ins), len(outs)) >= FEW_IMAGES:
+        return ""
+    return (f"Warning: {len(ins)} in-distribution and {len(outs)} OOD images: with fewer than "
+            f"{FEW_IMAGES} a side these metrics are not meaningful (a handful of images decide "
+            "each one)")
+
+
 def run_metrics(folder, mode="exact", num_classes=None):
     """{method name: metrics} for a run folder (or a folder of score files): 'Baseline' and
     'ODIN' for an ODIN run, the detector's label for another method's run."""
+    scorefiles.check(folder)
     tags = scorefiles.methods_in(folder)
     if not tags:
         raise UserError(f"{folder}: no pair of confidence_<Method>_{{In,Out}}.txt files")
@@ -53,3 +73,6 @@ def print_metrics(folder, mode, num_classes=None):
     result = run_metrics(folder, mode, num_classes or info.get("num_classes"))
     print(metric_block(result, info.get("architecture", "unknown"),
                        info.get("in_dataset", "unknown"), info.get("out_label", "unknown")))
+    note = few_images_note(folder)
+    if note:
+        print("\n" + note)

@@ -17,13 +17,13 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
 
+from oodbench.core import files
 from oodbench.core.digests import array_digest as digest
 from oodbench.core.paths import cache_dir, shown
 from oodbench.core.shards import by_leader
@@ -116,14 +116,8 @@ def _load_arrays(key):
 
 @by_leader
 def _save_arrays(key, **arrays):
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{key}.tmp.npz"
-    try:
+    with files.replacing(cache_dir() / f"{key}.npz") as tmp:
         np.savez(tmp, checksum=digest(*(arrays[name] for name in sorted(arrays))), **arrays)
-        os.replace(tmp, folder / f"{key}.npz")
-    finally:
-        tmp.unlink(missing_ok=True)   # a write stopped half-way leaves nothing behind
 
 
 def load_rows(key):

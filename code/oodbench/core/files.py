@@ -1,0 +1,54 @@
+"""Writing a file whole or not at all (layer 0: core).
+
+Every file the project writes (score files, run.json, cache entries, tables, figures,
+checkpoints) goes through ``replacing``: the content is written to a temporary file with a
+name of its own in the destination folder, then renamed over the destination in one step.
+A reader never sees half a file, a write stopped half-way leaves nothing behind, and two
+processes writing the same file at once each rename a complete file of their own (the last
+one stays) instead of writing into one shared temporary name.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """Yield a fresh temporary path beside ``path`` (same suffix, so that writers that go by
+    the suffix, such as numpy's savez and matplotlib's savefig, keep their format); when the
+    block ends normally it becomes ``path``, otherwise it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                    suffix=f".tmp{path.suffix}")
+    os.close(handle)
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_UMASK)     # mkstemp's 0600 would make results private
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text):
+    """``text`` into ``path``, whole or not at all."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextlib.contextmanager
+def writing(path, mode="w", **kwargs):
+    """A file opened for writing whose content becomes ``path`` when the block ends normally."""
+    with replacing(path) as tmp, open(tmp, mode, **kwargs) as f:
+        yield f
+
+
+def write_lines(path, lines):
+    """The strings ``lines`` into ``path``, whole or not at all."""
+    with writing(path, newline="") as f:
+        f.writelines(lines)
