@@ -168,6 +168,7 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     stem = "laood_resnet20_sub300_sets-Uniform-PureColour_n100"   # not the whole table's name
     md = (results_dir() / f"{stem}.md").read_text()
     assert "| Uniform Noise |" in md and "| Pure colour |" in md
+    assert "gamma from the narrow grid (0.001, " in md and "images from index 1000 of each" in md
     rows = (results_dir() / f"{stem}.csv").read_text().splitlines()
     assert len(rows) == 5                     # a header, two sets x two conventions
     per_layer = (results_dir() / f"{stem}_layers.csv").read_text().splitlines()

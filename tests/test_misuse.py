@@ -112,6 +112,21 @@ def test_an_earlier_versions_run_is_checked_by_its_line_counts(odin_run):
                                             "a side")
 
 
+def test_score_files_without_run_json_are_another_run_unless_the_folder_bears_its_name(
+        tmp_path):
+    """A bare folder of score files is refused as a run folder (--force replaces them); in
+    runs/, a folder named by the run's settings holding score files but no run.json is an
+    earlier version's unfinished run of those settings, scored again without --force."""
+    scores = {("Our", "In"): [0.5], ("Our", "Out"): [0.5]}
+    scorefiles.write_scores(tmp_path / "bare" / "softmax_scores", 1000, 0.0, scores)
+    with pytest.raises(UserError, match="holds another run \\(score files that no run.json"):
+        scorefiles.check_folder(tmp_path / "bare", "resnet20_iSUN_T1000_eps0.0")
+    scorefiles.check_folder(tmp_path / "bare", "resnet20_iSUN_T1000_eps0.0", force=True)
+    named = tmp_path / "resnet20_iSUN_T1000_eps0.0"
+    scorefiles.write_scores(named / "softmax_scores", 1000, 0.0, scores)
+    scorefiles.check_folder(named, "resnet20_iSUN_T1000_eps0.0")
+
+
 def test_ctrl_c_leaves_nothing_and_the_same_command_runs_again(installed, tmp_path,
                                                                capsys, monkeypatch):
     """14: before, Ctrl-C gave a KeyboardInterrupt traceback and left an empty run folder."""
@@ -289,6 +304,17 @@ def test_gen_refuses_more_top_classes_than_the_model_has(no_work, capsys):
     assert main.main(["--nn", "resnet20", "--method", "gen", "--top-m", "50", "--gpu", "-1"]) == 2
     assert capsys.readouterr().err == ("error: gen: --top-m must be at most the number of "
                                        "classes, 10, got 50\n")
+
+
+def test_convert_checkpoint_refuses_a_missing_or_unreadable_file(tmp_path, capsys):
+    """18: before, a missing source was a FileNotFoundError traceback."""
+    from oodbench.commands import convert_checkpoint
+    assert convert_checkpoint.main([str(tmp_path / "none.pth"), str(tmp_path / "out.pt")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'none.pth'}: no such file\n"
+    (tmp_path / "junk.pth").write_bytes(b"not a pickle")
+    assert convert_checkpoint.main([str(tmp_path / "junk.pth"), str(tmp_path / "out.pt")]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out.pt").exists()
 
 
 # 16: too few images to mean anything

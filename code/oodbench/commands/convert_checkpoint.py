@@ -19,18 +19,26 @@ from pathlib import Path
 import torch
 
 from oodbench.commands.cli import description
+from oodbench.core import files
 from oodbench.core.paths import UserError, report_errors
 from oodbench.networks.registry import release_module_names, state_dict_of
 
 
 def convert(source, target):
+    if not source.is_file():
+        raise UserError(f"{source}: no such file")
     if target.exists():
         raise UserError(f"{target} exists; choose another name")
     with warnings.catch_warnings(), release_module_names():
         warnings.simplefilter("ignore")
-        obj = torch.load(source, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=False)
+        except Exception as e:    # a truncated file, or no pickle at all
+            raise UserError(f"{source}: not a readable checkpoint ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
     state = state_dict_of(obj, source)
-    torch.save({k: v.clone() for k, v in state.items()}, target)
+    with files.replacing(target) as tmp:
+        torch.save({k: v.clone() for k, v in state.items()}, tmp)
     print(f"wrote {len(state)} tensors to {target}")
 
 

@@ -173,8 +173,9 @@ def _raw_info(folder):
 @by_leader
 def held_run(folder, identity=None):
     """What ``folder`` holds: None (no run), the identity of its run (run.json's "run"; a run
-    of an earlier version, without one, counts as ``identity`` when the folder bears its
-    name, as runs/ folders do), or a description of files no run.json accounts for."""
+    of an earlier version, without one or without run.json, counts as ``identity`` when the
+    folder bears its name, as runs/ folders do), or a description of files no run.json
+    accounts for."""
     folder = Path(folder)
     there, info = _raw_info(folder)
     if there:
@@ -186,8 +187,8 @@ def held_run(folder, identity=None):
             return identity
         return (f"a run of {info.get('nn', '?')} on {info.get('out_dataset', '?')} made by an "
                 "earlier version")
-    if run_files(folder):
-        return "score files that no run.json describes"
+    if run_files(folder):     # an earlier version's unfinished run, if the folder bears its name
+        return identity if folder.name == identity else "score files that no run.json describes"
     return None
 
 

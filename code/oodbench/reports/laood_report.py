@@ -62,7 +62,7 @@ def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
              f"{len(detector.fits)} layers fitted on {int(detector.params['subsample'])} "
              f"class-balanced training images, gamma from the {detector.params['gamma_grid']} "
              f"grid ({', '.join(map(str, GAMMA_GRIDS[detector.params['gamma_grid']]))}). "
-             "%; images from index {HELD_OUT} of each set"
+             f"%; images from index {HELD_OUT} of each set"
              + (f", at most {max_images} a side" if max_images else "") + ".", "",
              "| OOD set | FPR95 (in positive) | FPR95 (OOD positive, the paper's) | AUROC | "
              "AUPR In | AUPR Out | best single layer (AUROC) | logits alone (AUROC) | "
