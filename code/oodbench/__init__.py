@@ -8,7 +8,8 @@ from its own layer or below (tests/test_layers.py asserts it from ``LAYERS``):
 layer subpackage    what it holds
 ====  ============  ==========================================================================
 0     core          paths and the user-facing error, file and array digests, device choice,
-                    process-wide speed settings, torchrun shards, the run folder's score files
+                    process-wide speed settings, torchrun shards, whole-or-nothing writes,
+                    the run folder's score files
 1     assets        what is installed where, from which mirror or URL, with which checksum;
                     atomic installs; the Tiny-ImageNet and grey sets rebuilt at setup
 2     networks      the registry of named pre-trained models and the architectures
