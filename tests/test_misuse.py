@@ -149,21 +149,21 @@ def test_ctrl_c_leaves_nothing_and_the_same_command_runs_again(installed, tmp_pa
 def test_a_run_stopped_while_written_is_never_read_as_finished(odin_run, monkeypatch, capsys):
     """14: Ctrl-C between two score files: run.json says the run is being written, calMetric.py
     refuses it, and the next command writes it whole."""
-    real = files.write_lines
+    real = files.write_text
     calls = []
 
-    def stop_after_two(path, lines):
+    def stop_after_two(path, text):     # run.json's "being written", then one score file
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        real(path, lines)
-    monkeypatch.setattr(files, "write_lines", stop_after_two)
+        real(path, text)
+    monkeypatch.setattr(files, "write_text", stop_after_two)
     assert main.main([*RUN, "--out-dir", str(odin_run)]) == 130
     capsys.readouterr()
     assert calmetric.main([str(odin_run)]) == 2
     assert "its run was stopped while being written" in capsys.readouterr().err
     assert runs.finished(odin_run) is None
-    monkeypatch.setattr(files, "write_lines", real)
+    monkeypatch.setattr(files, "write_text", real)
     assert main.main([*RUN, "--out-dir", str(odin_run)]) == 0
     assert scorefiles.problem(odin_run) is None
 

@@ -38,7 +38,7 @@ def replacing(path):
 def write_text(path, text):
     """``text`` into ``path``, whole or not at all."""
     with replacing(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 @contextlib.contextmanager

@@ -141,19 +141,17 @@ def write_run(folder, identity, info, scores, temperature, epsilon, texts=None):
     folder.mkdir(parents=True, exist_ok=True)
     files.write_text(folder / RUN_INFO, json.dumps({"run": identity, "complete": False}) + "\n")
     for path in run_files(folder):
-        path.unlink()
-    written = []
-    for (method, side), values in scores.items():
-        path = folder / SCORE_DIR / file_name(method, side)
-        files.write_lines(path, score_lines(temperature, epsilon, values))
-        written.append(path)
-    for name, text in (texts or {}).items():
-        files.write_text(folder / name, text)
-        written.append(folder / name)
+        path.unlink(missing_ok=True)    # (a concurrent identical run may have removed it)
+    contents = {f"{SCORE_DIR}/{file_name(method, side)}":
+                "".join(score_lines(temperature, epsilon, values))
+                for (method, side), values in scores.items()}
+    contents.update(texts or {})
     record = {}
-    for path in written:
-        lines, sha256 = _lines_and_digest(path)
-        record[path.relative_to(folder).as_posix()] = {"lines": lines, "sha256": sha256}
+    for name, text in contents.items():
+        files.write_text(folder / name, text)
+        data = text.encode()   # digested as written, not read back (an identical run writing
+        # at the same moment may be replacing the file)
+        record[name] = {"lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
     files.write_text(folder / RUN_INFO, json.dumps(
         dict(info, run=identity, complete=True, files=record), indent=2) + "\n")
 
