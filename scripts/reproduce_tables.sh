@@ -18,4 +18,5 @@ for nn in resnet20 resnet32 resnet44 resnet56 dice_densenet10 necas_densenet10 \
           dice_densenet100 resnet56_cifar100; do
   "$PY" code/table.py --nn "$nn" --settings transfer "$@"
 done
+"$PY" code/table.py --index     # results/README.md: the index of the tables made
 echo "reproduce_tables.sh: every table in $((SECONDS - started)) s; index: results/README.md"

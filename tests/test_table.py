@@ -119,6 +119,10 @@ def test_another_setting_gets_its_own_table(nothing_installed):
     assert name("transfer", "--tune-images", "200") == "resnet20_tune200"
     assert name("paper", "--max-images", "20", "--skip", "900", "--tune-images", "100") == \
         "resnet20_paper_tune100_skip900_n20"
+    assert name("transfer", "--seed", "3", "--metrics", "paper") == "resnet20_seed3_paper"
+    assert tuning.record_name(dict(nn="resnet20", mode="no-ood", tuned_on="noise",
+                                   images_per_side=200, seed=3)) == \
+        "resnet20_no-ood_noise_n200_seed3"
 
 
 def test_the_index_lists_the_tables_of_whole_test_sets_only(tmp_path, monkeypatch):
@@ -131,7 +135,8 @@ def test_the_index_lists_the_tables_of_whole_test_sets_only(tmp_path, monkeypatc
     for name in ("resnet20_tune200", "resnet20_n20"):
         (tmp_path / f"{name}.csv").write_text(head + row.format("Baseline") + row.format("ODIN"))
     (tmp_path / "laood_resnet20.csv").write_text("ood_set,convention,AUROC\niSUN,ours,90\n")
-    table.write_summary()
+    (tmp_path / "empty.csv").write_text("")
+    assert table.main(["--index"]) == 0
     index = (tmp_path / "README.md").read_text()
     assert "| resnet20_tune200 | [resnet20_tune200.md](resnet20_tune200.md) | 1 of 1 |" in index
     assert "resnet20_n20" not in index and "laood" not in index

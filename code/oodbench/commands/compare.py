@@ -85,7 +85,8 @@ def detector_rows(args, options, sets, methods):
         for method in methods:
             try:
                 plans[name, method] = runs.plan(cli.run_settings(
-                    args, out_dataset=name, method=method, temperature=None, epsilon=None))
+                    args, out_dataset=name, method=method, temperature=None, epsilon=None),
+                    force=args.force)
             except UserError as e:
                 why_not[name] = str(e)
     todo = [p for p in plans.values() if args.force or not feature_runs.finished(p)]
@@ -136,14 +137,15 @@ def comparison(args):
     methods = parse_methods(args.methods) if args.methods else COMPARED
     cifar(spec.in_dataset)               # the test set and the weights, before any work,
     weights_sha256(args.nn)              # in main.py's order (so with its message)
+    files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     sets = table.tested_sets()
     odin = odin_rows(args, options, sets)
     metrics, why_not = detector_rows(args, options, sets, methods)
-    notes = {BASELINE: "T=1, no perturbation", ODIN: "(T, eps) of results/"
-             f"{table.table_name(args.nn, table.default_settings(args.nn), args)}.md, tuned on "
-             f"the first {args.tune_images} held-out images a side"}
+    odin_table = args.nn + table.tuning_suffix(args)   # the model's table over every image
+    notes = {BASELINE: "T=1, no perturbation", ODIN: f"(T, eps) of results/{odin_table}.md, "
+             f"tuned on the first {args.tune_images} held-out images a side"}
     for name, (by, result, reason) in odin.items():
         if result is None:
             why_not.setdefault(name, reason)

@@ -94,6 +94,7 @@ def table_name(args):
 
 def run(args):
     name = table_name(args)
+    files.check_writable(results_dir(), "results folder")
     if shards.launched():
         raise UserError("fssd_table.py runs in one process (its LeNets take minutes): run it "
                         "without torchrun")

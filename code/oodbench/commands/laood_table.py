@@ -17,7 +17,8 @@ import argparse
 import time
 
 from oodbench.commands import cli, table
-from oodbench.core.paths import UserError, report_errors, shown
+from oodbench.core import files
+from oodbench.core.paths import UserError, report_errors, results_dir, shown
 from oodbench.datasets.image_sets import OOD_SETS
 from oodbench.detectors.laood import GAMMA_GRIDS, SUBSAMPLE
 from oodbench.networks.registry import get_spec
@@ -56,9 +57,10 @@ def default_sets():
 
 def variant(args, sets):
     """What the table's name says of a run other than the default: _sub<N> for another
-    --subsample, _widegamma for the wide gamma grid, _sets-A-B for other sets (--max-images
-    adds _n<N>)."""
+    --subsample, _seed<S> for other noise images, _widegamma for the wide gamma grid, _sets-A-B
+    for other sets (--max-images adds _n<N>)."""
     return ((f"_sub{args.subsample}" if args.subsample != SUBSAMPLE else "")
+            + (f"_seed{args.seed}" if args.seed else "")
             + ("" if args.gamma_grid == "narrow" else f"_{args.gamma_grid}gamma")
             + ("" if sets == default_sets() else "_sets-" + "-".join(sets)))
 
@@ -71,6 +73,7 @@ def report(args):
     if unknown:
         raise UserError(f"--sets: unknown {', '.join(unknown)}; choose from "
                         f"{', '.join(OOD_SETS)}")
+    files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     detector, results, why_not, timings = laood_runs.evaluate(
         args.nn, options, sets, args.subsample, args.seed, max_images=args.max_images,

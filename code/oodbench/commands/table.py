@@ -74,11 +74,17 @@ def default_settings(nn):
     return "release" if nn in RELEASE_EPSILON else "transfer"
 
 
+def tuning_suffix(args):
+    """_tune<N>, _seed<S>, _<metrics> where the (T, eps) or the metrics are not the default
+    protocol's (1,000 tuning images, noise seed 0, exact metrics)."""
+    return (tuning.tune_suffix(args.tune_images) + (f"_seed{args.seed}" if args.seed else "")
+            + ("" if args.metrics == "exact" else f"_{args.metrics}"))
+
+
 def protocol_suffix(args):
-    """_tune<N>, _skip<S>, _n<N> where the run is not the paper's protocol (1,000 tuning
-    images, evaluation of every image from index 1,000): a shorter run never replaces a table
-    of the whole protocol."""
-    return tuning.tune_suffix(args.tune_images) + runs.range_suffix(args.skip, args.max_images)
+    """tuning_suffix, then _skip<S>, _n<N> where not every image from index 1,000 is
+    evaluated: a shorter or other run never replaces a table of the whole protocol."""
+    return tuning_suffix(args) + runs.range_suffix(args.skip, args.max_images)
 
 
 def shortened(args):
@@ -144,7 +150,8 @@ def evaluate(args, wanted, options):
         name, temperature, epsilon = k
         try:
             plans[k] = runs.plan(cli.run_settings(args, out_dataset=name,
-                                                  temperature=temperature, epsilon=epsilon))
+                                                  temperature=temperature, epsilon=epsilon),
+                                 force=args.force)
         except UserError as e:
             failed[k] = e
     todo = [p for p in plans.values() if args.force or not runs.finished(p.folder)]
@@ -257,7 +264,8 @@ def write_summary():
     for path in sorted(results_dir().glob("*.csv")):
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            if reader.fieldnames[:5] != TABLE_FIELDS or re.search(r"_(skip|n)\d+$", path.stem):
+            if ((reader.fieldnames or [])[:5] != TABLE_FIELDS
+                    or re.search(r"_(skip|n)\d+$", path.stem)):
                 continue
             records = list(reader)
         ran = {(r["ood_set"], r["method"]): r for r in records if r["method"]}
@@ -280,6 +288,7 @@ def run_table(args, settings):
     get_spec(args.nn)                                   # bad input stops before any work
     runs.check_image_range(args.skip, args.max_images)
     cli.check_tuning_images(args)
+    files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     results_dir().mkdir(parents=True, exist_ok=True)
@@ -317,12 +326,17 @@ def build_parser():
                              "models, transfer for the others)")
     parser.add_argument("--compare-modes", action="store_true",
                         help="also evaluate the three tuning modes side by side")
+    parser.add_argument("--index", action="store_true",
+                        help="only rewrite results/README.md, the index of the tables there "
+                             "(a run of the whole protocol rewrites it too; a shorter one not)")
     cli.add_batch_run_flags(parser)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.index:
+        return report_errors(write_summary)
     return report_errors(lambda: report_table(args))
 
 
@@ -334,7 +348,7 @@ def report_table(args):
     if modes:
         written.append(results_dir() / f"{modes_name(args.nn, args)}.md")
     if not shortened(args):     # a shortened run leaves results/README.md as it is
-        write_summary()
+        write_summary()         # (reproduce_tables.sh rewrites it at its end: --index)
         written.append(results_dir() / "README.md")
     print(text + ("\n" + modes if modes else ""))
     print(f"wall {time.time() - started:.0f} s. Written: "

@@ -205,6 +205,7 @@ def main(argv=None):
 def run(args):
     if args.out.exists() and not args.force:
         raise UserError(f"{shown(args.out)} exists: pass --force to replace it")
+    files.check_writable(args.out.parent, "output folder")
     device = pick_device(-1, args.device)
     recipe = recipe_of(args)
     train_x, train_y = greysets.fashion_mnist(train=True)
@@ -225,7 +226,7 @@ def run(args):
     log = args.out.with_name(args.out.stem + ".log")
     first = resume(partial, recipe, model, optimiser, scheduler)
     if first == 0:
-        log.write_text(json.dumps(dict(recipe=recipe, device=str(device))) + "\n")
+        files.write_text(log, json.dumps(dict(recipe=recipe, device=str(device))) + "\n")
     for epoch in range(first, recipe["epochs"]):
         started = time.time()
         loss = train_epoch(model, data, recipe, epoch, optimiser, scheduler, device, outliers)
@@ -233,8 +234,7 @@ def run(args):
                     test_accuracy=accuracy(model, test_x, torch.from_numpy(test_y), device),
                     seconds=round(time.time() - started, 1))
         print(json.dumps(line), flush=True)
-        with log.open("a") as f:
-            f.write(json.dumps(line) + "\n")
+        files.write_text(log, log.read_text() + json.dumps(line) + "\n")
         save_atomic(dict(recipe=recipe, epoch=epoch, model=model.state_dict(),
                          optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict()),
                     partial)

@@ -12,8 +12,30 @@ import os
 import tempfile
 from pathlib import Path
 
+from oodbench.core.paths import UserError
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def check_writable(folder, what="folder"):
+    """A UserError now, before any work, unless files can be created in ``folder`` (or, where
+    it does not exist yet, in its nearest existing parent, which is tried with a temporary
+    file of its own: nothing is created, and two commands checking at once never collide)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file, not a folder: choose another {what}")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create the {what} {folder}: {existing} is a file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot create the {what} {folder}: {e.strerror}") from None
+    return folder
 
 
 @contextlib.contextmanager
@@ -22,9 +44,12 @@ def replacing(path):
     the suffix, such as numpy's savez and matplotlib's savefig, keep their format); when the
     block ends normally it becomes ``path``, otherwise it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
-                                    suffix=f".tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                        suffix=f".tmp{path.suffix}")
+    except OSError as e:        # a folder made read-only, a full disk: one line, not a traceback
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
     os.close(handle)
     tmp = Path(name)
     os.chmod(tmp, 0o666 & ~_UMASK)     # mkstemp's 0600 would make results private

@@ -178,7 +178,7 @@ def held_run(folder, identity=None):
     there, info = _raw_info(folder)
     if there:
         if info is None:
-            return "a run whose run.json does not parse"
+            return identity if folder.name == identity else "a run whose run.json does not parse"
         if "run" in info:
             return info["run"]
         if folder.name == identity:
@@ -254,6 +254,9 @@ def problem(folder):
     recorded = info.get("files")
     if recorded is None:
         return _legacy_problem(folder, info)
+    if not isinstance(recorded, dict) or not all(
+            isinstance(v, dict) and {"lines", "sha256"} <= set(v) for v in recorded.values()):
+        return f"{folder / RUN_INFO}: its record of the files is not readable"
     for name, expected in recorded.items():
         path = folder / name
         if not path.is_file():

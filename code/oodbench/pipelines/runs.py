@@ -9,7 +9,6 @@ the held-out tuning split) to N - 1, N the smaller set's size, and the run folde
 the release's four score files and ``run.json``.
 """
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from oodbench import detectors
-from oodbench.core import runtime, scorefiles
+from oodbench.core import files, runtime, scorefiles
 from oodbench.core.paths import UserError, cache_dir, runs_dir, shown
 from oodbench.core.shards import by_leader, map_shards
 from oodbench.datasets.image_sets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
@@ -146,24 +145,10 @@ def run_folder(settings):
 
 @by_leader
 def writable_folder(folder):
-    """``folder``, once sure it can be created and written: a UserError now, before any work,
-    if not. It is created only to try, then removed: a run stopped before its end leaves no
-    folder behind."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file, not a folder: choose another --out-dir")
-    missing = [p for p in (folder, *folder.parents) if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the run folder {folder}: {e.strerror}") from None
-    try:
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UserError(f"cannot write into the run folder {folder}: permission denied")
-    finally:
-        for made in missing:             # the deepest first
-            made.rmdir()
-    return folder
+    """``folder``, once sure it can be created and written (files.check_writable): a
+    UserError now, before any work, if not. Nothing is created: a run stopped before its end
+    leaves no folder behind."""
+    return files.check_writable(folder, "run folder")
 
 
 def plan(settings, out_dir=None, force=False):

@@ -184,7 +184,8 @@ class Tuner:
                       temperature=temperature, epsilon=epsilon,
                       heldout_fpr95=float(fpr[ti, ei]), heldout_auroc=float(auroc[ti, ei]),
                       temperatures=TEMPERATURES, epsilons=EPSILONS,
-                      fpr95=fpr.tolist(), auroc=auroc.tolist())
+                      fpr95=fpr.tolist(), auroc=auroc.tolist(),
+                      **({"seed": self.seed} if self.seed else {}))   # the noise sets' seed
         write_record(record)
         return record
 
@@ -197,7 +198,9 @@ def write_record(record):
 
 
 def record_name(record):
-    """<model>_<mode>_<tuning set>[_n<count>]: the name of a record and its heat map."""
+    """<model>_<mode>_<tuning set>[_n<count>][_seed<S>]: the name of a record and its heat
+    map (a record of another count or noise seed never replaces the default one)."""
     count = record["images_per_side"]
     return (f"{record['nn']}_{record['mode']}_{record['tuned_on']}"
-            + ("" if count == DEFAULT_TUNE_IMAGES else f"_n{count}"))
+            + ("" if count == DEFAULT_TUNE_IMAGES else f"_n{count}")
+            + (f"_seed{record['seed']}" if record.get("seed") else ""))
