@@ -22,7 +22,8 @@ SEED_LIMIT = 2 ** 32   # numpy's seeds: 0 <= seed < 2**32
 
 
 def integer(least, most=None):
-    """An argparse type: an int in [least, most], refused while parsing (exit 2, one line)."""
+    """An argparse type: an int in [least, most]; anything else is refused while parsing
+    (argparse's usage and one error line, exit 2), before any work."""
     def parse(text):
         try:
             value = int(text)
