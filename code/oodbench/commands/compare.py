@@ -172,8 +172,8 @@ def comparison(args):
 def comparison_name(args):
     """detectors_<nn>[_methods-A-B][_tune<N>][_skip<S>][_n<N>]: a smaller comparison (fewer
     detectors, tuning or test images) never replaces the whole one."""
-    methods = "" if not args.methods or parse_methods(args.methods) == COMPARED else (
-        "_methods-" + "-".join(parse_methods(args.methods)))
+    chosen = parse_methods(args.methods) if args.methods else COMPARED
+    methods = "" if chosen == COMPARED else "_methods-" + "-".join(chosen)
     return f"detectors_{args.nn}{methods}{table.protocol_suffix(args)}"
 
 

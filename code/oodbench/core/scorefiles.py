@@ -123,9 +123,13 @@ def run_files(folder):
                    *folder.glob("deciding_layer_*.txt")])
 
 
-def _lines_and_digest(path):
-    data = Path(path).read_bytes()
+def _count_and_digest(data):
+    """(lines, sha256) of a file's bytes: what run.json records of it."""
     return data.count(b"\n"), hashlib.sha256(data).hexdigest()
+
+
+def _lines_and_digest(path):
+    return _count_and_digest(Path(path).read_bytes())
 
 
 @by_leader
@@ -149,9 +153,10 @@ def write_run(folder, identity, info, scores, temperature, epsilon, texts=None):
     record = {}
     for name, text in contents.items():
         files.write_text(folder / name, text)
-        data = text.encode()   # digested as written, not read back (an identical run writing
-        # at the same moment may be replacing the file)
-        record[name] = {"lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
+        # digested as written, not read back (an identical run writing at the same moment may
+        # be replacing the file)
+        lines, sha256 = _count_and_digest(text.encode())
+        record[name] = {"lines": lines, "sha256": sha256}
     files.write_text(folder / RUN_INFO, json.dumps(
         dict(info, run=identity, complete=True, files=record), indent=2) + "\n")
 
