@@ -27,6 +27,15 @@ The tuning grid (10 temperatures x 21 magnitudes), rows g and n (``--rows gn``):
   g  tuning.grid_scores        clean forward once, one backward per T, a forward per (T, eps > 0)
   n  tuning.naive_grid_scores  every (T, eps) scored from scratch with calData
 
+A model from files against the registry's (``--rows euxvw``), every row eager (no
+compilation), batch --batch-size:
+
+  e  registry        ODIN on --nn densenet10 (the registry path)
+  u  --arch          ODIN on --arch densenet-bc-100-12 --weights <the same file>
+  x  --model .pt2    ODIN on densenet10 saved by torch.export (unflattened, so hookable)
+  v  224x224         ODIN on torchvision's resnet18 (random weights) at 224x224
+  w  224x224 fwd     one forward pass of that resnet18, inference mode
+
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
 for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
@@ -36,6 +45,7 @@ for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py
     python scripts/bench.py --processes --n 1000 --tune-n 50
     python scripts/bench.py --rows gn --n 16
     python scripts/bench.py --rows dft --n 7925 --batch-size 128
+    python scripts/bench.py --rows euxvw --n 256
 """
 import argparse
 import json
@@ -54,11 +64,13 @@ sys.path.insert(0, str(CODE))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+import torchvision  # noqa: E402
 
 from oodbench import detectors  # noqa: E402
 from oodbench.core import runtime  # noqa: E402
-from oodbench.datasets.image_sets import cifar  # noqa: E402
-from oodbench.networks.registry import load_model  # noqa: E402
+from oodbench.datasets.image_sets import cifar, sized  # noqa: E402
+from oodbench.networks import from_files  # noqa: E402
+from oodbench.networks.registry import get_spec, load_model  # noqa: E402
 from oodbench.pipelines import feature_runs  # noqa: E402
 from oodbench.pipelines import tuning  # noqa: E402
 from oodbench.pipelines.runs import ScoringOptions  # noqa: E402
@@ -69,11 +81,36 @@ T, EPS = 1000, 0.0014
 ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "c": "ours (main.py settings)", "d": "forward only (inference mode)",
         "g": "tuning grid, ours (210 cells)", "n": "tuning grid, naive (210 cells)",
-        "f": "feature pass (hooks, inference mode)", "t": "gradient-free detectors (2n images)"}
+        "f": "feature pass (hooks, inference mode)", "t": "gradient-free detectors (2n images)",
+        "e": "ODIN, registry densenet10 (eager)", "u": "ODIN, --arch densenet-bc-100-12",
+        "x": "ODIN, densenet10 as --model .pt2", "v": "ODIN, resnet18 at 224x224",
+        "w": "forward, resnet18 at 224x224"}
 
 
-def images(n):
-    data = cifar("CIFAR-10")
+def own_model(row, device, tmp):
+    """(model, spec) of rows u, x, v, w: densenet10's file under --arch, densenet10 exported,
+    torchvision's resnet18 at 224x224."""
+    registry_spec = get_spec("densenet10")
+    sizes = dict(mean=",".join(map(str, registry_spec.mean)),
+                 std=",".join(map(str, registry_spec.std)))
+    if row == "u":
+        spec = from_files.from_files(arch="densenet-bc-100-12", weights=registry_spec.path,
+                                     **sizes)
+    elif row == "x":
+        network, _ = load_model("densenet10")
+        program = torch.export.export(network, (torch.zeros(2, 3, 32, 32),),
+                                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(program, tmp / "densenet10.pt2")
+        spec = from_files.from_files(exported=tmp / "densenet10.pt2", **sizes)
+    else:
+        torch.manual_seed(0)
+        torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp / "r18.pt")
+        spec = from_files.from_files(arch="resnet18", weights=tmp / "r18.pt", image_size=224)
+    return load_model(spec.name, device)
+
+
+def images(n, size=32):
+    data = sized(cifar("CIFAR-10"), size)
     return torch.stack([data[i][0] for i in range(1000, 1000 + n)])
 
 
@@ -139,11 +176,12 @@ def worker(row, n, device, batch_size, scores_path):
     """Time one row in this process; print a JSON line."""
     runtime.configure_allocator()
     device = torch.device(device)
-    model, spec = load_model("densenet10", device)
+    model, spec = (own_model(row, device, Path(tempfile.mkdtemp())) if row in "uxvw"
+                   else load_model("densenet10", device))
     compiled = row == "c" and runtime.should_compile("auto", device, 18000)
     if row != "a":
         model = runtime.prepare_model(model, device, compiled)
-    batch = images(n)
+    batch = images(n, spec.image_size)
     warm = batch[:batch_size]
     as_dataset = lambda b: torch.utils.data.TensorDataset(b, torch.zeros(len(b)))  # noqa: E731
     run = {
@@ -157,6 +195,10 @@ def worker(row, n, device, batch_size, scores_path):
             model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,
             desc="ours", static_shape=compiled).odin,
         "d": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),
+        "w": lambda b: forward_only(model, b, spec.mean, spec.std, device, batch_size),
+        **{r: lambda b: odin_scoring.score_dataset(
+            model, as_dataset(b), spec.mean, spec.std, T, EPS, device, batch_size=batch_size,
+            desc=ROWS[row]).odin for r in "euxv"},
         "f": lambda b: features.extract(model, spec, as_dataset(b), device, batch_size).logits,
     }.get(row)
     if row == "t":
@@ -288,6 +330,13 @@ def main():
     if (tmp / "g.npy").exists() and (tmp / "n.npy").exists():
         diff = np.abs(np.load(tmp / "g.npy") - np.load(tmp / "n.npy")).max()
         print(f"  grids: max |g - n| = {diff:.2e}")
+    for other in "ux":
+        if other in speed and "e" in speed:
+            diff = np.abs(np.load(tmp / f"{other}.npy") - np.load(tmp / "e.npy")).max()
+            print(f"  {other}/e time {speed['e'] / speed[other]:6.2f}x (a model from files over "
+                  f"the registry's); max |{other} - e| = {diff:.2e}")
+    if "v" in speed and "w" in speed:
+        print(f"  v/(w/3)    {speed['v'] / (speed['w'] / 3):6.2f}x (224x224 ODIN over its floor)")
     if (tmp / "a.npy").exists() and (tmp / "c.npy").exists():
         diff = np.abs(np.load(tmp / "a.npy") - np.load(tmp / "c.npy")).max()
         print(f"  scores: max |c - a| = {diff:.2e} ({'equal' if diff <= 1e-5 else 'DIFFERENT'}"

@@ -161,7 +161,7 @@ def test_a_changed_seed_or_rebuilt_set_is_not_served_a_stale_grid(installed, mon
 
     real = ood_dataset("TIN_crop")
     rebuilt = TensorDataset(torch.stack([real[i][0] for i in range(3)]), torch.zeros(3))
-    monkeypatch.setattr(tuning, "ood_dataset", lambda name, seed: rebuilt)
+    monkeypatch.setattr(tuning, "ood_dataset", lambda name, seed, size=32: rebuilt)
     tuner.grid("TIN_crop")
     tuner.grid("TIN_crop")
     assert len(grids.computed) == 3

@@ -62,7 +62,9 @@ def test_no_traceback_from_the_command_line():
     done = subprocess.run([sys.executable, str(ROOT / "code" / "main.py"), "--nn", "nope"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == "error: unknown model 'nope'; choose from " + ", ".join(MODELS)
+    assert done.stderr.strip() == ("error: unknown model 'nope'; choose from " + ", ".join(MODELS)
+                                   + ", or give your own with --arch and --weights, or --model "
+                                   "FILE.pt2")
 
 
 def test_help_lists_models_and_sets():

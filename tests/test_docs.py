@@ -132,9 +132,8 @@ def test_the_readmes_python_example_runs(installed, capsys):
     package as a user would and prints the five metrics."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) == 1, "the README has one Python example"
-    assert "range(1000, 1200)" in blocks[0]
-    exec(compile(blocks[0].replace("range(1000, 1200)", "range(1000, 1010)"), "README", "exec"),
-         {})
+    assert "1000, 1200)" in blocks[0]
+    exec(compile(blocks[0].replace("1000, 1200)", "1000, 1010)"), "README", "exec"), {})
     printed = capsys.readouterr().out
     assert "'FPR at TPR 95%'" in printed and "'AUROC'" in printed, printed
 

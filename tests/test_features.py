@@ -64,6 +64,7 @@ class Spec:
     """The parts of a ModelSpec that the feature pass reads."""
     def __init__(self, model_name):
         self.feature_layers = get_spec(model_name).feature_layers
+        self.classifier = get_spec(model_name).classifier
         self.mean, self.std = MEAN, STD
 
 
@@ -91,7 +92,7 @@ def test_every_model_declares_layers_that_exist():
         net = spec.build()
         for layer in spec.feature_layers:
             net.get_submodule(layer.module)
-        assert isinstance(net.get_submodule(features.CLASSIFIER), torch.nn.Linear)
+        assert isinstance(net.get_submodule(spec.classifier), torch.nn.Linear)
 
 
 def test_features_do_not_depend_on_the_batch_size():

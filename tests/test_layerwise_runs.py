@@ -22,7 +22,7 @@ class HandScores:
     request."""
 
     def __init__(self):
-        self.spec = SimpleNamespace(in_dataset="CIFAR-10")
+        self.spec = SimpleNamespace(in_dataset="CIFAR-10", image_size=32)
         self.asked = []
 
     def layer_scores(self, method, images, magnitudes):

@@ -27,7 +27,8 @@ def test_state_dict_loads_and_shape_mismatch_is_explained(tmp_path):
     load_from(good)
     bad = tmp_path / "bad.pt"
     torch.save(DenseNet3(100, 100).state_dict(), bad)     # CIFAR-100 head
-    with pytest.raises(UserError, match="does not fit densenet10.*size mismatch"):
+    with pytest.raises(UserError, match=r"does not fit densenet10.*wrongly shaped 2 key\(s\): "
+                                        r"fc.weight \(100, 342\) \(the model's: \(10, 342\)\)"):
         load_from(bad)
 
 

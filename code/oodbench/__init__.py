@@ -1,7 +1,8 @@
 """oodbench: ODIN reproduced score for score, and a bench of out-of-distribution detectors
 for image classifiers.
 
-The subpackages are the layers the data flows through, lowest first. A module imports only
+The subpackages are the layers the data flows through, lowest first (``api``, the notebook
+entry, is one module beside ``commands``). A module imports only
 from its own layer or below (tests/test_layers.py asserts it from ``LAYERS``):
 
 ====  ============  ==========================================================================
@@ -24,6 +25,8 @@ layer subpackage    what it holds
 5     reports       the release's metric block, tables of the FSSD suite and LA-OOD, figures
 6     commands      argument parsing and printing: one module per entry point and the shared
                     flags (``cli``); ``code/<name>.py`` is a thin ``main()`` over each
+6     api           the Python entry for notebooks (one module): a model from files,
+                    images, any detector's scores, the metrics; writes no file
 ====  ============  ==========================================================================
 
 The entry points users know stay at ``code/`` (``main.py``, ``calData.py``, ``calMetric.py``,
@@ -32,4 +35,4 @@ The entry points users know stay at ``code/`` (``main.py``, ``calData.py``, ``ca
 __version__ = "0.1.0"
 
 LAYERS = {"core": 0, "assets": 1, "networks": 2, "datasets": 2, "scoring": 3, "detectors": 3,
-          "pipelines": 4, "reports": 5, "commands": 6}
+          "pipelines": 4, "reports": 5, "commands": 6, "api": 6}

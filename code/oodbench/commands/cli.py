@@ -1,18 +1,22 @@
 """The flags the commands share, defined once with their help (layer 6: commands).
 
 The command-line flags the entry points share, each defined once with its help, and what
-they turn into (used by main.py, table.py, tune.py; parsed arguments are read, never
-rewritten).
+they turn into (used by main.py, table.py, tune.py, compare.py, laood_table.py). Parsed
+arguments are read, never rewritten, with one exception: ``resolve_model`` writes into
+``args.nn`` the name of the model that the model flags give (a registry name, or the name
+a model from files is registered under), so that every command goes on with one name.
 """
 import argparse
 import math
+from pathlib import Path
 
 from oodbench import detectors
 from oodbench.core import runtime, shards
 from oodbench.core.devices import pick_device
 from oodbench.core.paths import UserError
 from oodbench.datasets.image_sets import OOD_SETS
-from oodbench.networks.registry import MODELS
+from oodbench.networks import from_files
+from oodbench.networks.registry import MODELS, get_spec
 from oodbench.pipelines.runs import HELD_OUT, RunSettings, ScoringOptions
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
 from oodbench.scoring.metrics import MODES
@@ -72,14 +76,94 @@ def add_metrics_flag(parser, modes=MODES):
                         help="; ".join(f"{k}: {v}" for k, v in modes.items()) + " (default exact)")
 
 
+# The flags of a model from files: given with --nn, each is an error.
+FILE_MODEL_FLAGS = ("num_classes", "mean", "std", "image_size", "penultimate", "layers")
+
+
 def add_model_flag(parser):
-    parser.add_argument("--nn", default="densenet10", metavar="MODEL",
-                        help=f"model name: {', '.join(MODELS)} (default densenet10)")
+    """--nn, or a model from files (--arch with --weights, or --model), and the image sets it
+    is tested and fitted on (--in-dataset, --train-dataset)."""
+    group = parser.add_argument_group(
+        "model", "a model of the registry (--nn), or your own: --arch ARCH --weights FILE, or "
+                 "--model FILE.pt2 (docs/your-model.md)")
+    group.add_argument("--nn", default=None, metavar="MODEL",
+                       help=f"model name: {', '.join(MODELS)} (default densenet10)")
+    group.add_argument("--arch", help="your model's architecture: one of the project's ("
+                       f"{from_files.OWN_NAMES}) or a torchvision classification builder "
+                       "(resnet18, densenet121, vit_b_16, ...); with --weights")
+    group.add_argument("--weights", type=Path, metavar="FILE",
+                       help="the --arch model's state_dict (plain, or under 'state_dict' or "
+                            "'model'), read with torch.load(weights_only=True)")
+    group.add_argument("--model", type=Path, metavar="FILE.pt2",
+                       help="a program saved by torch.export.save (a dynamic batch dimension), "
+                            "instead of --arch and --weights")
+    group.add_argument("--num-classes", type=integer(2),
+                       help="classes of your model (default 10)")
+    group.add_argument("--mean", metavar="R,G,B", help="input normalisation mean, per channel "
+                       "in [0, 1] pixel units (default ImageNet's 0.485,0.456,0.406)")
+    group.add_argument("--std", metavar="R,G,B", help="input normalisation std (default "
+                       "ImageNet's 0.229,0.224,0.225)")
+    group.add_argument("--image-size", type=integer(8), metavar="S",
+                       help="input height and width: images are resized to it (default 32 for "
+                            "the project's architectures, 224 for torchvision's; an exported "
+                            "program's own)")
+    group.add_argument("--penultimate", metavar="MODULE",
+                       help="the module whose input is the penultimate feature (default: the "
+                            "model's last nn.Linear)")
+    group.add_argument("--layers", metavar="M1,M2",
+                       help="named_modules() names of the per-block layers Mahalanobis in full "
+                            "and FSSD read (default: per architecture family)")
+    group.add_argument("--in-dataset", metavar="SET",
+                       help="the in-distribution test set: CIFAR-10, CIFAR-100, folder:PATH or "
+                            "npz:PATH (default: the model's CIFAR set)")
+    group.add_argument("--train-dataset", metavar="SET",
+                       help="the set the fitted detectors (knn, vim, mahalanobis, ...) fit on: "
+                            "folder:PATH or npz:PATH (default: the CIFAR training set)")
+
+
+def model_flags(nn):
+    """The flags that give model ``nn`` again: --nn NAME, or a model from files' own."""
+    return get_spec(nn).command or f"--nn {nn}"
+
+
+def resolve_model(args):
+    """The name of the model the model flags give, written into ``args.nn`` (module
+    docstring): a model from files is checked, probed and registered here, before any
+    work. Called again, it changes nothing."""
+    if getattr(args, "resolved_model", None) == args.nn and args.nn is not None:
+        return args.nn
+    own = getattr(args, "arch", None) is not None or getattr(args, "model", None) is not None
+    if own:
+        if args.nn is not None:
+            raise UserError("give either --nn NAME or your own model (--arch/--weights or "
+                            "--model), not both")
+        spec = from_files.from_files(
+            arch=args.arch, weights=args.weights, exported=args.model,
+            num_classes=args.num_classes, mean=args.mean, std=args.std,
+            image_size=args.image_size, penultimate=args.penultimate, layers=args.layers,
+            in_dataset=args.in_dataset, train_dataset=args.train_dataset)
+    else:
+        given = [flag for flag in ("weights", *FILE_MODEL_FLAGS)
+                 if getattr(args, flag, None) is not None]
+        if given:
+            raise UserError(f"{', '.join('--' + f.replace('_', '-') for f in given)}: only "
+                            "for your own model (--arch ARCH --weights FILE, or --model)")
+        spec = from_files.with_sets(get_spec(args.nn or "densenet10"),
+                                    getattr(args, "in_dataset", None),
+                                    getattr(args, "train_dataset", None))
+    args.nn = args.resolved_model = spec.name
+    return spec.name
 
 
 def add_set_flag(parser, default, note=""):
     parser.add_argument("--out_dataset", default=default, metavar="SET",
-                        help=f"OOD set{note}: {', '.join(OOD_SETS)} (default {default})")
+                        help=f"OOD set{note}: {', '.join(OOD_SETS)}, or your own as "
+                             f"folder:PATH or npz:PATH (default {default})")
+
+
+def add_sets_flag(parser, what="every OOD set here"):
+    parser.add_argument("--sets", nargs="+", metavar="SET",
+                        help=f"the OOD sets (default: {what}); names or folder:PATH / npz:PATH")
 
 
 def add_device_flags(parser):
@@ -128,6 +212,12 @@ def check_tuning_images(args):
                         f"and in the held-out {HELD_OUT}; got {args.tune_images}")
 
 
+def add_validation_flag(parser):
+    parser.add_argument("--validation-set", metavar="SET",
+                        help="the transfer mode's tuning set (default TIN_val): a set name, "
+                             "folder:PATH or npz:PATH; its first --tune-images images are read")
+
+
 def add_tuning_flags(parser):
     parser.add_argument("--tune-images", type=integer(1), default=DEFAULT_TUNE_IMAGES,
                         help="held-out images per side used for tuning, from index 0 (default "
@@ -173,6 +263,8 @@ def method_params(args):
 def add_batch_run_flags(parser):
     """The flags of a command that makes many runs of one model (table.py, compare.py)."""
     parser.add_argument("--force", action="store_true", help="score finished runs again")
+    add_sets_flag(parser)
+    add_validation_flag(parser)
     add_tuning_flags(parser)
     add_device_flags(parser)
     add_seed_flag(parser)
@@ -193,6 +285,7 @@ def run_settings(args, **overrides):
     T and eps from --temperature and --magnitude (the release's defaults where not given);
     another method takes every method flag given as its parameters, and refuses one it does
     not have."""
+    resolve_model(args)
     method = getattr(args, "method", "odin")
     params = method_params(args)
     values = dict(nn=args.nn, out_dataset=getattr(args, "out_dataset", None), seed=args.seed,

@@ -37,7 +37,7 @@ from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, figures_dir, report_errors, results_dir, shown
 from oodbench.core.scorefiles import read_run_info
 from oodbench.core.shards import by_leader
-from oodbench.datasets.image_sets import OOD_SETS, cifar
+from oodbench.datasets.image_sets import get_ood_set, test_set
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import feature_runs, layerwise_runs, runs, tuning
 from oodbench.reports import figures, metric_block
@@ -67,7 +67,8 @@ def odin_rows(args, options, sets):
     from the runs of the model's own results table (table.py's default settings)."""
     settings = table.default_settings(args.nn)
     tuner = functools.cache(lambda: tuning.Tuner(args.nn, args.tune_images, options.device,
-                                                 options.batch_size, args.seed))
+                                                 options.batch_size, args.seed,
+                                                 args.validation_set))
     chosen, why_not = table.choose_settings(args.nn, settings, tuner, sets)
     outcomes = table.evaluate(args, [table.run_key(n, c) for n, c in chosen.items()], options)
     rows = {}
@@ -115,7 +116,8 @@ def layerwise_rows(args, options, sets):
     for (name, row), folder in folders.items():
         metrics[name, row.label] = metric_block.run_metrics(folder, args.metrics,
                                                             num_classes)[row.tag]
-        chosen[row.label].append(f"{OOD_SETS[name].label} {read_run_info(folder)['magnitude']}")
+        chosen[row.label].append(f"{get_ood_set(name).label} "
+                                 f"{read_run_info(folder)['magnitude']}")
     notes = {}
     held, fit = layerwise_runs.VALIDATION, layerwise_runs.FIT
     for row in layerwise_runs.ROWS:
@@ -131,18 +133,34 @@ def layerwise_rows(args, options, sets):
 
 def comparison(args):
     """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
-    spec = get_spec(args.nn)
+    spec = get_spec(cli.resolve_model(args))
     runs.check_image_range(args.skip, args.max_images)
     cli.check_tuning_images(args)
     methods = parse_methods(args.methods) if args.methods else COMPARED
-    cifar(spec.in_dataset)               # the test set and the weights, before any work,
-    weights_sha256(args.nn)              # in main.py's order (so with its message)
+    test_set(spec.in_dataset, spec.image_size)   # the test set and the weights, before any
+    weights_sha256(args.nn)              # work, in main.py's order (so with its message)
+    sets = table.sets_of(args)
     files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
+    fitted = [m for m in methods if detectors.get_detector(m).needs_training]
+    if fitted or args.layerwise:         # their training set, before any work
+        scorer = feature_runs.FeatureScorer(args.nn, options)
+        for method in fitted:
+            if detectors.get_detector(method).class_conditional:
+                scorer.check_labels(method)
+        if args.layerwise:
+            scorer.check_labels("Mahalanobis in full")
+        scorer.training_set(", ".join(fitted) or "Mahalanobis in full")
     runtime.configure_allocator()
-    sets = table.tested_sets()
     odin = odin_rows(args, options, sets)
-    metrics, why_not = detector_rows(args, options, sets, methods)
+    unusable = {}      # a detector that cannot apply to this model (GEN's top_m > classes)
+    for method in methods:
+        try:
+            detectors.make(method).check_classes(spec.num_classes)
+        except UserError as e:
+            unusable[method] = str(e)
+    metrics, why_not = detector_rows(args, options, sets,
+                                     [m for m in methods if m not in unusable])
     odin_table = args.nn + table.tuning_suffix(args)   # the model's table over every image
     notes = {BASELINE: "T=1, no perturbation", ODIN: f"(T, eps) of results/{odin_table}.md, "
              f"tuned on the first {args.tune_images} held-out images a side"}
@@ -159,6 +177,8 @@ def comparison(args):
         notes[detector.label] = (", ".join(f"{k}={'the paper rule' if v is None else v}"
                                            for k, v in detector.params.items())
                                  or "no parameter") + f"; {detector.paper}"
+        if method in unusable:
+            notes[detector.label] += f"; not run: {unusable[method]}"
     if args.layerwise:
         layer_metrics, layer_notes, layer_why_not = layerwise_rows(args, options, sets)
         metrics.update(layer_metrics)
@@ -180,7 +200,7 @@ def comparison_name(args):
 @by_leader
 def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     """results/<comparison_name>.md and .csv; returns the markdown."""
-    ran = [s for s in table.tested_sets() if any((s, r) in metrics for r in rows)]
+    ran = [s for s in table.sets_of(args) if any((s, r) in metrics for r in rows)]
     lines = [f"{args.nn} ({spec.label}, {spec.in_dataset}): every detector on every OOD set "
              f"here. {args.metrics.capitalize()} metrics, %; in-distribution is the positive "
              f"class; images from index {args.skip} of each set"
@@ -188,7 +208,7 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     for metric in SUMMARY:
         better = "lower" if metric.startswith("FPR") else "higher"
         lines += ["", f"**{metric}** ({better} is better; best of each column in bold)", "",
-                  "| detector | " + " | ".join(OOD_SETS[s].label for s in ran) + " | mean |",
+                  "| detector | " + " | ".join(get_ood_set(s).label for s in ran) + " | mean |",
                   "|---|" + "---|" * (len(ran) + 1)]
         shown = {(s, r): f"{100 * m[metric]:.1f}" for (s, r), m in metrics.items()}
         best = {s: (min if better == "lower" else max)(
@@ -204,10 +224,10 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     lines += ["", "| detector | settings |", "|---|---|"]
     lines += [f"| {row} | {notes[row]} |" for row in rows]
     lines += ["", "ODIN's (T, eps) per set: " + "; ".join(
-        f"{OOD_SETS[s].label}: {odin_settings[s]}" for s in ran if odin_settings.get(s)) + "."]
-    if why_not:
-        lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
-                                          for s, r in why_not.items() if s not in ran]
+        f"{get_ood_set(s).label}: {odin_settings[s]}" for s in ran if odin_settings.get(s)) + "."]
+    missing = [f"- {get_ood_set(s).label}: {r}" for s, r in why_not.items() if s not in ran]
+    if missing:
+        lines += ["", "Not run here:"] + missing
     text = "\n".join(lines) + "\n"
     results_dir().mkdir(parents=True, exist_ok=True)
     name = comparison_name(args)
@@ -215,7 +235,7 @@ def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
     with files.writing(results_dir() / f"{name}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "detector", *METRICS, "note"])
-        for s in table.tested_sets():
+        for s in table.sets_of(args):
             if s not in ran:
                 out.writerow([s, "", *[""] * len(METRICS), why_not.get(s, "")])
                 continue
@@ -232,7 +252,7 @@ def report(args):
     text, ran = write_tables(args, spec, rows, notes, metrics, why_not, odin_settings)
     figure = figures.draw_detector_heatmaps(
         {(s, r): m for (s, r), m in metrics.items() if s in ran}, rows,
-        [(s, OOD_SETS[s].label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
+        [(s, get_ood_set(s).label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
         figures_dir() / f"{comparison_name(args)}.png")
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: "

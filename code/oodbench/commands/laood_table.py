@@ -19,7 +19,7 @@ import time
 from oodbench.commands import cli, table
 from oodbench.core import files
 from oodbench.core.paths import UserError, report_errors, results_dir, shown
-from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.datasets.image_sets import get_ood_set, set_tag
 from oodbench.detectors.laood import GAMMA_GRIDS, SUBSAMPLE
 from oodbench.networks.registry import get_spec
 from oodbench.pipelines import laood_runs
@@ -62,17 +62,16 @@ def variant(args, sets):
     return ((f"_sub{args.subsample}" if args.subsample != SUBSAMPLE else "")
             + (f"_seed{args.seed}" if args.seed else "")
             + ("" if args.gamma_grid == "narrow" else f"_{args.gamma_grid}gamma")
-            + ("" if sets == default_sets() else "_sets-" + "-".join(sets)))
+            + ("" if sets == default_sets() else "_sets-" + "-".join(
+                set_tag(s, get_spec(args.nn).image_size) for s in sets)))
 
 
 def report(args):
     started = time.time()
-    spec = get_spec(args.nn)
+    spec = get_spec(cli.resolve_model(args))
     sets = args.sets or default_sets()
-    unknown = [s for s in sets if s not in OOD_SETS]
-    if unknown:
-        raise UserError(f"--sets: unknown {', '.join(unknown)}; choose from "
-                        f"{', '.join(OOD_SETS)}")
+    for name in sets:
+        get_ood_set(name)               # an unknown name or a bad path: an error now
     files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     detector, results, why_not, timings = laood_runs.evaluate(

@@ -50,6 +50,7 @@ def build_parser():
 
 
 def run(args):
+    cli.resolve_model(args)
     settings = cli.run_settings(args)
     options = cli.scoring_options(args)
     runtime.configure_allocator()
@@ -68,8 +69,10 @@ def run(args):
     result = metric_block.run_metrics(plan.folder, args.metrics, plan.spec.num_classes)
     print(metric_block.metric_block(result, plan.spec.label, plan.spec.in_dataset,
                                     plan.ood_set.label))
+    accuracy = (f"{100 * info['accuracy']:.2f}%" if info["accuracy"] is not None else
+                "not known (the images have no labels)")
     print(f"\nClassifier accuracy on the {len(plan.indices)} {plan.spec.in_dataset} images scored: "
-          f"{100 * info['accuracy']:.2f}%")
+          f"{accuracy}")
     print(f"Metrics: {args.metrics}. Scores in {shown(plan.folder / scorefiles.SCORE_DIR)} "
           f"({info['seconds']:.0f} s of scoring).")
     note = metric_block.few_images_note(plan.folder)

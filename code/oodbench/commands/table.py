@@ -37,7 +37,7 @@ from oodbench.commands import cli
 from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, figures_dir, report_errors, results_dir, shown
 from oodbench.core.shards import by_leader
-from oodbench.datasets.image_sets import OOD_SETS, cifar
+from oodbench.datasets.image_sets import OOD_SETS, get_ood_set, set_tag, test_set
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import runs, tuning
 from oodbench.reports import figures, metric_block
@@ -70,6 +70,24 @@ def tested_sets():
     return [name for name, spec in OOD_SETS.items() if spec.in_tables and not spec.tuning_only]
 
 
+def sets_of(args):
+    """The OOD sets of a table: --sets (checked: a UserError for an unknown name or a bad
+    path), else every OOD set of the tables."""
+    sets = getattr(args, "sets", None) or tested_sets()
+    for name in sets:
+        get_ood_set(name)
+    return list(dict.fromkeys(sets))
+
+
+def sets_suffix(args):
+    """_sets-A-B where --sets is not every set of the tables (sets from files by their tags)."""
+    sets = sets_of(args)
+    if sets == tested_sets():
+        return ""
+    size = get_spec(args.nn).image_size
+    return "_sets-" + "-".join(set_tag(name, size) for name in sets)
+
+
 def default_settings(nn):
     return "release" if nn in RELEASE_EPSILON else "transfer"
 
@@ -77,14 +95,18 @@ def default_settings(nn):
 def tuning_suffix(args):
     """_tune<N>, _seed<S>, _<metrics> where the (T, eps) or the metrics are not the default
     protocol's (1,000 tuning images, noise seed 0, exact metrics)."""
+    validation = getattr(args, "validation_set", None)
     return (tuning.tune_suffix(args.tune_images) + (f"_seed{args.seed}" if args.seed else "")
-            + ("" if args.metrics == "exact" else f"_{args.metrics}"))
+            + ("" if args.metrics == "exact" else f"_{args.metrics}")
+            + (f"_val-{set_tag(validation, get_spec(args.nn).image_size)}"
+               if validation and validation != tuning.TRANSFER_SET else ""))
 
 
 def protocol_suffix(args):
     """tuning_suffix, then _skip<S>, _n<N> where not every image from index 1,000 is
     evaluated: a shorter or other run never replaces a table of the whole protocol."""
-    return tuning_suffix(args) + runs.range_suffix(args.skip, args.max_images)
+    return tuning_suffix(args) + sets_suffix(args) + runs.range_suffix(args.skip,
+                                                                        args.max_images)
 
 
 def shortened(args):
@@ -195,10 +217,10 @@ def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     with files.writing(results_dir() / f"{name_of_table}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow([*TABLE_FIELDS, *METRICS, "note"])
-        for name in tested_sets():
+        for name in sets_of(args):
             choice, result, reason = outcomes.of(name, chosen, why_not)
             t, e, by = (choice.temperature, choice.epsilon, choice.by) if choice else ("", "", "")
-            label = OOD_SETS[name].label
+            label = get_ood_set(name).label
             if result is None:
                 lines.append(f"| {label} | {t} | {e} | {by} | {reason} |"
                              + " |" * (len(METRICS) - 1))
@@ -227,7 +249,7 @@ def write_modes_table(nn, args, by_mode, outcomes):
     with files.writing(results_dir() / f"{modes_name(nn, args)}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "mode", "temperature", "epsilon", "method", *METRICS, "note"])
-        for name in tested_sets():
+        for name in sets_of(args):
             cells, baseline = [], None
             for mode in tuning.MODES:
                 choice, result, reason = outcomes.of(name, *by_mode[mode])
@@ -244,7 +266,7 @@ def write_modes_table(nn, args, by_mode, outcomes):
             base = ([f"{100 * baseline[fpr]:.1f}", f"{100 * baseline[auroc]:.1f}"] if baseline
                     else [f"not run here (see results/"
                           f"{table_name(nn, default_settings(nn), args)}.md)", ""])
-            lines.append(f"| {OOD_SETS[name].label} | " + " | ".join(base + cells) + " |")
+            lines.append(f"| {get_ood_set(name).label} | " + " | ".join(base + cells) + " |")
     lines += ["", "On the Uniform and Gaussian rows, (c) is tuned on the same kind of noise it is "
               "tested on (other images), so (c) is an out-of-sample test only on the other rows."]
     text = "\n".join(lines) + "\n"
@@ -285,24 +307,25 @@ def write_summary():
 
 def run_table(args, settings):
     """Write the model's table(s); return the texts of the main and modes tables."""
-    get_spec(args.nn)                                   # bad input stops before any work
+    cli.resolve_model(args)                             # bad input stops before any work
     runs.check_image_range(args.skip, args.max_images)
     cli.check_tuning_images(args)
     files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     runtime.configure_allocator()
     results_dir().mkdir(parents=True, exist_ok=True)
-    sets = tested_sets()
+    sets = sets_of(args)
     try:
         weights_sha256(args.nn)
-        cifar(get_spec(args.nn).in_dataset)
+        test_set(get_spec(args.nn).in_dataset, get_spec(args.nn).image_size)
     except UserError as e:
         print(f"{args.nn} cannot run here: {e}")
         nothing = Outcomes({}, {}, {})
         return write_main_table(args.nn, args, settings, {}, {n: e for n in sets}, nothing), ""
     # one Tuner, made only if some row needs tuning
     tuner = functools.cache(lambda: tuning.Tuner(args.nn, args.tune_images, options.device,
-                                                 options.batch_size, args.seed))
+                                                 options.batch_size, args.seed,
+                                                 args.validation_set))
     chosen, why_not = choose_settings(args.nn, settings, tuner, sets)
     by_mode = ({m: choose_settings(args.nn, m, tuner, sets) for m in tuning.MODES}
                if args.compare_modes else {})
@@ -342,6 +365,7 @@ def main(argv=None):
 
 def report_table(args):
     started = time.time()
+    cli.resolve_model(args)
     settings = args.settings or default_settings(args.nn)
     text, modes = run_table(args, settings)
     written = [results_dir() / f"{table_name(args.nn, settings, args)}.md"]

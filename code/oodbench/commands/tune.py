@@ -27,15 +27,17 @@ def build_parser():
     parser.add_argument("--mode", choices=tuning.MODES, default="paper",
                         help="; ".join(f"{k}: {v}" for k, v in tuning.MODES.items()))
     cli.add_tuning_flags(parser)
+    cli.add_validation_flag(parser)
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
     return parser
 
 
 def tune(args):
+    cli.resolve_model(args)
     options = cli.scoring_options(args)
     tuner = tuning.Tuner(args.nn, args.tune_images, options.device, options.batch_size,
-                         args.seed)
+                         args.seed, args.validation_set)
     record = tuner.tune(args.mode, args.out_dataset)
     name = tuning.record_name(record)
     heat_map = figures.draw_tuning(record, name)
@@ -43,7 +45,7 @@ def tune(args):
           f"{100 * record['heldout_fpr95']:.1f}%, AUROC {100 * record['heldout_auroc']:.1f}% "
           f"({shown(tuning.records_dir() / f'{name}.json')}, {shown(heat_map)})")
     target = args.out_dataset if args.mode == "paper" else "<any OOD set>"
-    print(f"evaluate: python code/main.py --nn {args.nn} --out_dataset {target} "
+    print(f"evaluate: python code/main.py {cli.model_flags(args.nn)} --out_dataset {target} "
           f"--temperature {record['temperature']} --magnitude {record['epsilon']}")
 
 

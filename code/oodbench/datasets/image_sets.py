@@ -22,6 +22,8 @@ from torchvision.transforms import PILToTensor
 from oodbench.assets.catalog import require, require_rebuilt
 from oodbench.core.digests import array_digest
 from oodbench.core.paths import UserError, data_dir
+from oodbench.datasets import from_files
+from oodbench.datasets.from_files import is_file_set
 
 IMAGE_SIZE = 32
 NOISE_COUNT = 10000
@@ -112,11 +114,40 @@ def _in_memory(dataset):
     return None
 
 
+class Resized(Dataset):
+    """A built-in set at another input size than its 32x32, by from_files' size policy."""
+
+    def __init__(self, dataset, size):
+        self.dataset, self.size = dataset, size
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, label = self.dataset[i]
+        if image.dtype != torch.uint8:     # noise: float in [0, 1]
+            image = (image * 255).round().to(torch.uint8)
+        picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+        return PILToTensor()(from_files.fit_to(picture, self.size)), label
+
+    def digest(self, indices):
+        return hashlib.sha256(f"{from_files.POLICY} {self.size} "
+                              f"{content_digest(self.dataset, indices)}".encode()).hexdigest()
+
+
+def sized(dataset, size):
+    """``dataset`` at ``size`` x ``size`` (itself at 32)."""
+    return dataset if size == IMAGE_SIZE else Resized(dataset, size)
+
+
 def content_digest(dataset, indices=None):
     """sha256 of what ``dataset`` holds at ``indices`` (a range; default all): the part of a
     cache key that changes when a set is rebuilt, re-seeded or replaced. In-memory sets
-    hash their arrays; the others hash every image and label they yield."""
+    hash their arrays; sets from files and resized sets say their own (``digest``); the
+    others hash every image and label they yield."""
     indices = range(len(dataset)) if indices is None else indices
+    if hasattr(dataset, "digest"):
+        return dataset.digest(indices)
     arrays = _in_memory(dataset)
     if arrays is not None:
         part = slice(indices.start, indices.stop, indices.step)
@@ -144,6 +175,9 @@ def read_npz_images(path):
 
 def cifar(in_dataset, train=False):
     """The CIFAR-10 or CIFAR-100 test set (``train``: training set) in its original order."""
+    if in_dataset not in ("CIFAR-10", "CIFAR-100"):
+        raise UserError(f"unknown in-distribution set {in_dataset!r}: CIFAR-10, CIFAR-100, "
+                        "folder:PATH or npz:PATH")
     if in_dataset == "CIFAR-10":
         path = require("cifar10-train" if train else "cifar10")
         if path.suffix == ".npz":
@@ -190,16 +224,53 @@ OOD_SETS = {s.name: s for s in [
 
 
 def get_ood_set(name):
+    if is_file_set(name):
+        path = from_files.source_path(name)
+        return OODSet(name, f"{path.name} ({name.split(':')[0]})", "files", str(path))
     if name not in OOD_SETS:
-        raise UserError(f"unknown OOD dataset {name!r}; choose from {', '.join(OOD_SETS)}")
+        raise UserError(f"unknown OOD dataset {name!r}; choose from {', '.join(OOD_SETS)}, or "
+                        "give your own as folder:PATH or npz:PATH")
     return OOD_SETS[name]
 
 
-def ood_dataset(name, seed=0):
-    """The named OOD set as a Dataset, in the order the release reads it."""
+def set_tag(name, size=IMAGE_SIZE):
+    """A set's name in run folder names: its name; a set from files, from_files.tag."""
+    return from_files.tag(name, size) if is_file_set(name) else name
+
+
+def test_set(in_dataset, size=IMAGE_SIZE):
+    """A model's in-distribution test set (CIFAR-10, CIFAR-100 or a set from files) at its
+    input size."""
+    if is_file_set(in_dataset):
+        return from_files.file_set(in_dataset, size)
+    return sized(cifar(in_dataset), size)
+
+
+def train_set(in_dataset, train_dataset, size=IMAGE_SIZE):
+    """The set the fitted detectors fit on: ``train_dataset`` (a set from files) when given,
+    else the CIFAR training set of ``in_dataset``; a UserError naming --train-dataset when
+    the test set is the user's and no training set is given."""
+    if train_dataset:
+        return from_files.file_set(train_dataset, size)
+    if is_file_set(in_dataset):
+        raise UserError(f"no training set for a model tested on {in_dataset}: give the set "
+                        "the fitted detectors fit on with --train-dataset folder:PATH or "
+                        "npz:PATH")
+    return sized(cifar(in_dataset, train=True), size)
+
+
+def ood_dataset(name, seed=0, size=IMAGE_SIZE):
+    """The named OOD set as a Dataset at ``size`` x ``size``, in the order the release reads
+    it."""
     spec = get_ood_set(name)
+    if spec.kind == "files":
+        return from_files.file_set(name, size)
     if spec.kind == "noise":
-        return NoiseImages(name, seed)
+        return NoiseImages(name, seed, shape=(3, size, size))
+    return sized(_built_in(name, spec), size)
+
+
+def _built_in(name, spec):
     if spec.kind == "release":
         return image_folder(require(name))
     if spec.kind == "rebuilt":

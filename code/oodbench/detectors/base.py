@@ -23,6 +23,8 @@ class Detector:
     valid = {}                # hyper-parameter -> (test of a value, what it must be)
     needs_training = False    # fit() reads training-set features
     needs_gradient = False    # scores need the model and input gradients, not features
+    class_conditional = False  # fit() reads the training images' class labels
+    reads_penultimate = True  # reads the penultimate feature (or the head), not logits only
     layers = None             # the layers it reads: None, the declared ones; "conv", LA-OOD's
 
     def __init__(self, **params):

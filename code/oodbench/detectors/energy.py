@@ -20,6 +20,7 @@ def energy(logits, temperature=1.0):
 
 class Energy(Detector):
     name, label = "energy", "Energy"
+    reads_penultimate = False
     paper = "Liu et al., NeurIPS 2020"
     defaults = {"temperature": 1.0}
     valid = {"temperature": (lambda t: math.isfinite(t) and t > 0, "a finite number > 0")}

@@ -18,6 +18,7 @@ from oodbench.detectors.base import Detector
 
 class GEN(Detector):
     name, label = "gen", "GEN"
+    reads_penultimate = False
     paper = "Liu et al., CVPR 2023"
     defaults = {"gamma": 0.1, "top_m": 10}
     valid = {"gamma": (lambda g: math.isfinite(g) and g > 0, "a finite number > 0"),

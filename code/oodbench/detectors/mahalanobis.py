@@ -19,6 +19,7 @@ class Mahalanobis(Detector):
     name, label = "mahalanobis", "Mahalanobis"
     paper = "Lee et al., NeurIPS 2018"
     needs_training = True
+    class_conditional = True
 
     def fit(self, train, head):
         x = train.penultimate.astype(float)

@@ -8,6 +8,7 @@ from oodbench.detectors.base import Detector
 
 class MaxLogit(Detector):
     name, label = "maxlogit", "MaxLogit"
+    reads_penultimate = False
     paper = "Hendrycks et al., ICML 2022"
 
     def compute(self, features):

@@ -13,6 +13,7 @@ from oodbench.detectors.base import Detector
 
 class MSP(Detector):
     name, label = "msp", "MSP"
+    reads_penultimate = False
     paper = "Hendrycks & Gimpel, ICLR 2017"
 
     def compute(self, features):

@@ -14,6 +14,7 @@ from oodbench.scoring.odin_scoring import odin_batch
 
 class ODIN(Detector):
     name, label = "odin", "ODIN"
+    reads_penultimate = False
     paper = "Liang et al., ICLR 2018"
     defaults = {"temperature": 1000, "magnitude": 0.0014}   # the release's defaults
     valid = {"temperature": (lambda t: math.isfinite(t) and t > 0, "a finite number > 0"),

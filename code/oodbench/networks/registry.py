@@ -11,6 +11,7 @@ import contextlib
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -59,14 +60,24 @@ CLASSIFIER = "fc"   # every network here: its input is the penultimate feature
 SHORTCUTS = ("downsample", "convShortcut")   # the 1x1 projection shortcuts' module names
 
 
+def is_conv(module):
+    """A 2-D convolution: an nn.Conv2d, or in an exported program (whose modules are not of
+    their classes any more) a module that owns a 4-D weight."""
+    if isinstance(module, torch.nn.Conv2d):
+        return True
+    weight = getattr(module, "weight", None)
+    return (not list(module.children()) and isinstance(weight, torch.Tensor)
+            and weight.dim() == 4)
+
+
 def conv_layers(model):
     """LA-OOD's layers of a network (SPEC-laood; the authors' get_inter_outputs): every
     convolution's raw output, before the BatchNorm that follows it, in the order the network
     defines them, without the 1x1 projection shortcuts (their ResNet-34 leaves them out). The
-    logits are one more layer, which the feature pass keeps anyway."""
+    logits are one more layer, which the feature pass keeps anyway. Any network: every
+    ``nn.Conv2d`` (registry.is_conv)."""
     return tuple(FeatureLayer(name, name) for name, module in model.named_modules()
-                 if isinstance(module, torch.nn.Conv2d)
-                 and not any(part in SHORTCUTS for part in name.split(".")))
+                 if is_conv(module) and not any(part in SHORTCUTS for part in name.split(".")))
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,20 @@ class ModelSpec:
     rename: tuple = ()              # (old key prefix, new key prefix) pairs
     feature_layers: tuple = DENSENET_LAYERS
     laood_layers: int = 100         # conv_layers + the logits: DenseNet-BC-100's 99 + 1
+    # A model from the user's files (networks/from_files.py) says the rest itself:
+    classes: int | None = None      # default: by in_dataset (10 or 100)
+    classifier: str | None = CLASSIFIER  # the module whose input is the penultimate feature
+    #                                      (None: not found in a model from files)
+    image_size: int = 32            # the input's height and width
+    weights_file: Path | None = None  # default: the asset catalogue's file of ``name``
+    exported: bool = False          # a torch.export program: build() loads it, weights and all
+    train_dataset: str | None = None  # the fitted detectors' training set (default: in_dataset's)
+    command: str = ""               # the flags that rebuild it, recorded in run.json
 
     @property
     def num_classes(self):
+        if self.classes is not None:
+            return self.classes
         return 10 if self.in_dataset == "CIFAR-10" else 100
 
     @property
@@ -92,7 +114,7 @@ class ModelSpec:
 
     @property
     def path(self):
-        return self.asset.dest
+        return self.weights_file if self.weights_file is not None else self.asset.dest
 
 
 def _densenet(classes):
@@ -141,9 +163,22 @@ MODELS = {spec.name: spec for spec in [
 ]}
 
 
+# The models made from the user's files in this process (networks/from_files.py), by name.
+FROM_FILES = {}
+
+
+def register(spec):
+    """Make ``spec`` (a model from files) known by its name for the rest of the process."""
+    FROM_FILES[spec.name] = spec
+    return spec
+
+
 def get_spec(name):
+    if name in FROM_FILES:
+        return FROM_FILES[name]
     if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        raise UserError(f"unknown model {name!r}; choose from {', '.join(MODELS)}, or give "
+                        "your own with --arch and --weights, or --model FILE.pt2")
     return MODELS[name]
 
 
@@ -189,11 +224,14 @@ def read_checkpoint(path):
 
 
 def state_dict_of(obj, path):
-    """The tensors of a module, a {'state_dict': ...} checkpoint or a plain state_dict."""
+    """The tensors of a module, a {'state_dict': ...} or {'model': ...} checkpoint or a plain
+    state_dict."""
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"{path}: holds no state_dict of tensors")
     return obj
@@ -210,30 +248,48 @@ def renamed(state, rename):
     return out
 
 
+def _listed(keys, most=4):
+    return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def mismatch(model, state):
+    """What keeps ``state`` from loading into ``model``: the missing, unexpected and wrongly
+    shaped keys ('' when it fits). Old pickles lack BN's num_batches_tracked, which is fine."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shaped = [f"{k} {tuple(state[k].shape)} (the model's: {tuple(own[k].shape)})"
+              for k in state if k in own and state[k].shape != own[k].shape]
+    parts = [f"{what} {len(keys)} key(s): {_listed(keys)}" for what, keys in
+             (("missing", missing), ("unexpected", unexpected), ("wrongly shaped", shaped))
+             if keys]
+    return "; ".join(parts)
+
+
 def load_weights(model, state, spec, path):
-    """Load ``state`` into ``model``; old pickles lack BN's num_batches_tracked, which is fine."""
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        mismatch = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line),
-                        str(e).splitlines()[0])
+    """Load ``state`` into ``model``; a UserError naming every key that does not fit."""
+    problem = mismatch(model, state)
+    if problem:
         raise UserError(f"{path} does not fit {spec.name} ({spec.label}, "
-                        f"{spec.num_classes} classes): {mismatch}") from None
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise UserError(f"{path} does not fit {spec.name} ({spec.label}): "
-                        f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+                        f"{spec.num_classes} classes): {problem}")
+    model.load_state_dict(state, strict=False)
 
 
 def build_from(spec, path):
-    """The network of ``spec`` with the weights of the checkpoint at ``path``, frozen, eval mode."""
+    """The network of ``spec`` with the weights of the checkpoint at ``path``, frozen, eval mode.
+    An exported program (``spec.exported``) holds its weights: build() loads it whole."""
     model = spec.build()
-    load_weights(model, renamed(state_dict_of(read_checkpoint(path), path), spec.rename),
-                 spec, path)
+    if not spec.exported:
+        load_weights(model, renamed(state_dict_of(read_checkpoint(path), path), spec.rename),
+                     spec, path)
     return model.eval().requires_grad_(False)
 
 
 def require_weights(spec):
+    if spec.weights_file is not None:
+        if not spec.weights_file.is_file():
+            raise UserError(f"model file {spec.weights_file} not found")
+        return
     if not spec.path.exists():
         raise Unavailable(f"model file {shown(spec.path)} not found: run bash "
                           f"scripts/get_data.sh, or get it from {where_to_get(spec.asset)} "

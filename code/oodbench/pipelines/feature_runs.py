@@ -11,17 +11,30 @@ pass has to run, takes every image set's features from the cache where it can
 import time
 from dataclasses import replace
 
+import numpy as np
+
 from oodbench.assets.catalog import Unavailable
 from oodbench.core import runtime, scorefiles
 from oodbench.core.paths import UserError
-from oodbench.datasets.image_sets import cifar, content_digest
+from oodbench.datasets.image_sets import content_digest, train_set
 from oodbench.networks.registry import conv_layers, get_spec, load_model, weights_sha256
+from oodbench.pipelines.runs import accuracy, model_record
 from oodbench.scoring import features
 
 
 def output_temperature(detector):
     """The T written in a detector's score lines (``T, eps, score``): its own, else 1."""
     return scorefiles.canonical_temperature(detector.params.get("temperature", 1))
+
+
+def check_penultimate(spec, detector):
+    """A UserError when ``detector`` reads the penultimate feature and the model's is not
+    known (a model from files whose classifier the probe could not find)."""
+    reads = detector.reads_penultimate and detector.layers != "conv"   # LA-OOD: convolutions
+    if spec.classifier is None and reads:
+        raise UserError(f"{detector.name} reads the penultimate feature, which was not found "
+                        f"in {spec.label} (see the note when it was loaded): name the module "
+                        "whose input it is with --penultimate MODULE")
 
 
 class FeatureScorer:
@@ -42,7 +55,8 @@ class FeatureScorer:
     def head(self):
         """The classifier's last layer, read from the weights file once."""
         if self._head is None:
-            self._head = features.head_of(load_model(self.spec.name, "cpu")[0])
+            self._head = features.head_of(load_model(self.spec.name, "cpu")[0],
+                                          self.spec.classifier)
         return self._head
 
     def layer_spec(self, layers):
@@ -74,7 +88,8 @@ class FeatureScorer:
     def training_set(self, method):
         """The model's training set, which ``method`` fits on; a clear error if absent."""
         try:
-            return cifar(self.spec.in_dataset, train=True)
+            return train_set(self.spec.in_dataset, self.spec.train_dataset,
+                             self.spec.image_size)
         except Unavailable as e:
             raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
                             f"{self.spec.name}, which is not here: {e}") from None
@@ -84,13 +99,30 @@ class FeatureScorer:
         train = self.training_set(method)
         return self.features(train, range(len(train)), f"{self.spec.in_dataset} train", layers)
 
+    def check_labels(self, method):
+        """A class-conditional detector (``method``, its name) needs a label in
+        0..classes-1 for every training image: a UserError naming --train-dataset otherwise."""
+        labels = getattr(self.training_set(method), "labels", None)
+        if labels is None:          # the CIFAR training sets: labelled
+            return
+        labels, classes = np.asarray(labels), self.spec.num_classes
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            what = ("has images without a label" if labels.min() < 0 else
+                    f"has labels up to {labels.max()}, beyond the model's {classes} classes")
+            raise UserError(f"{method} fits per class, but its training set "
+                            f"(--train-dataset) {what}: give a labelled set (class folders, "
+                            "or 'labels' in the npz)")
+
     def fitted(self, settings):
         """The detector of ``settings``, fitted once per (method, parameters)."""
         key = (settings.method, settings.params)
         if key not in self._fitted:
             detector = settings.detector()
-            width = self.head().weight.shape[1]
+            check_penultimate(self.spec, detector)
+            width = self.head().weight.shape[1] if self.head() is not None else 0
             if detector.needs_training:
+                if detector.class_conditional:
+                    self.check_labels(detector.name)
                 detector.check(width, len(self.training_set(settings.method)))
                 train = self.train_features(settings.method, detector.layers)
             else:
@@ -116,8 +148,9 @@ class FeatureScorer:
                     out_label=plan.ood_set.label, method=settings.method, label=tag,
                     params=dict(settings.params), seed=settings.seed,
                     first_index=plan.indices.start, images_per_side=len(plan.indices),
-                    accuracy=float((ins.logits.argmax(axis=1) == ins.labels).mean()),
-                    device=str(self.device), seconds=round(time.time() - started, 1))
+                    accuracy=accuracy(ins.logits.argmax(axis=1), ins.labels),
+                    device=str(self.device), seconds=round(time.time() - started, 1),
+                    **model_record(spec))
         texts = {}
         if hasattr(detector, "deciding"):     # LA-OOD: the layer that judged each image
             texts = {f"deciding_layer_{side}.txt": "\n".join(detector.deciding(values)) + "\n"

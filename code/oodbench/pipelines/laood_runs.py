@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oodbench.datasets.image_sets import cifar
+from oodbench.datasets.image_sets import test_set
 from oodbench.detectors.laood import LAOOD, combine
 from oodbench.pipelines import runs
 from oodbench.pipelines.feature_runs import FeatureScorer
@@ -48,10 +48,10 @@ def evaluate(nn, options, names, subsample, seed=0, skip=runs.HELD_OUT, max_imag
     started = time.time()
     detector.fit(train, None)
     timings["fits"] = time.time() - started
-    in_set = cifar(spec.in_dataset)
+    in_set = test_set(spec.in_dataset, spec.image_size)
     results = {}
     started = time.time()
-    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images)
+    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images, spec.image_size)
     for name, (ood, indices, label) in found.items():
         ins = scorer.features(in_set, indices, spec.in_dataset, layers="conv")
         outs = scorer.features(ood, indices, label, layers="conv")

@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from oodbench.core import scorefiles, shards
 from oodbench.core.paths import UserError, runs_dir
-from oodbench.datasets.image_sets import cifar, content_digest, get_ood_set, ood_dataset
+from oodbench.datasets.image_sets import (content_digest, get_ood_set, ood_dataset, set_tag,
+                                          test_set)
 from oodbench.detectors import layer_ensemble
 from oodbench.detectors.fssd import FSSD, MAGNITUDES as FSSD_MAGNITUDES, NOISE_COUNT
 from oodbench.detectors.layerwise import BATCH
@@ -111,6 +112,7 @@ class LayerwiseScorer:
         if method not in self._fitted:
             layers = len(self.spec.feature_layers)
             if method == "mahalanobis_full":
+                self.features.check_labels("Mahalanobis in full")
                 train = self.features.train_features("Mahalanobis in full")
                 fitted = MahalanobisFull().fit([train.layers[f.name] for f in
                                                 self.spec.feature_layers],
@@ -118,7 +120,8 @@ class LayerwiseScorer:
                 fit = {"train": self.digest(f"{self.spec.in_dataset} train",
                                             self.features.training_set(method))}
             else:
-                fitted = FSSD().fit(self.net(), (3, 32, 32), NOISE_SEED, self.device, layers)
+                size = self.spec.image_size
+                fitted = FSSD().fit(self.net(), (3, size, size), NOISE_SEED, self.device, layers)
                 fit = {"noise_seed": NOISE_SEED, "noise_count": NOISE_COUNT}
             self._fitted[method] = fitted, fit
         return self._fitted[method]
@@ -192,13 +195,13 @@ class Tested:
     held_out: ImageRange
 
 
-def tested_sets(in_set, names, seed, skip, max_images):
+def tested_sets(in_set, names, seed, skip, max_images, size=32):
     """({name: Tested}, {name: why it cannot run}) for the OOD sets ``names``."""
     if skip < VALIDATION:
         raise UserError(f"Mahalanobis in full and FSSD hold out the first {VALIDATION} images "
                         f"of each set for their validation; --skip must be at least "
                         f"{VALIDATION}, got {skip}")
-    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images)
+    found, why_not = runs.ood_ranges(in_set, names, seed, skip, max_images, size)
     tested = {}
     for name, (ood, indices, label) in found.items():
         tested[name] = Tested(name, ImageRange(label, ood, indices),
@@ -220,7 +223,7 @@ def evaluate(scorer, rows, tested, in_set):
         held_in = scorer.layer_scores(method, in_held_out, grid)
         tin = None
         if any(r.method == method and r.validation == "tin" for r in rows):
-            tin_set = ood_dataset(VALIDATION_SET)
+            tin_set = ood_dataset(VALIDATION_SET, size=scorer.spec.image_size)
             tin = scorer.layer_scores(method, ImageRange(VALIDATION_SET, tin_set,
                                                          range(VALIDATION)), grid)
         tuned = {}
@@ -252,7 +255,7 @@ def write_runs(nn, results, tested, seed, skip, max_images, device, seconds):
     folders = {}
     spec = get_spec(nn)
     for (name, row), (ins, outs, magnitude, tnr) in results.items():
-        identity = (f"{nn}_{name}_{row.method}_{row.validation}val"
+        identity = (f"{nn}_{set_tag(name, spec.image_size)}_{row.method}_{row.validation}val"
                     + runs.folder_suffix(name, seed, skip, max_images))
         folder = runs.writable_folder(runs_dir() / identity)
         scorefiles.write_run(folder, identity, dict(
@@ -275,8 +278,8 @@ def run(nn, options, names, seed, skip, max_images, rows=ROWS, refresh=False):
     it cannot run})."""
     started = time.time()
     scorer = LayerwiseScorer(nn, options, refresh)
-    in_set = cifar(scorer.spec.in_dataset)
-    tested, why_not = tested_sets(in_set, names, seed, skip, max_images)
+    in_set = test_set(scorer.spec.in_dataset, scorer.spec.image_size)
+    tested, why_not = tested_sets(in_set, names, seed, skip, max_images, scorer.spec.image_size)
     if not tested:
         return {}, why_not
     results = evaluate(scorer, rows, tested, in_set)

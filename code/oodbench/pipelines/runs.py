@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
@@ -21,7 +22,8 @@ from oodbench import detectors
 from oodbench.core import files, runtime, scorefiles
 from oodbench.core.paths import UserError, cache_dir, runs_dir, shown
 from oodbench.core.shards import by_leader, map_shards
-from oodbench.datasets.image_sets import OODSet, cifar, content_digest, get_ood_set, ood_dataset
+from oodbench.datasets.image_sets import (OODSet, content_digest, get_ood_set, ood_dataset,
+                                          set_tag, test_set)
 from oodbench.networks.registry import ModelSpec, get_spec, load_model, weights_sha256
 from oodbench.scoring import cache, odin_scoring
 
@@ -92,10 +94,11 @@ class RunSettings:
         return detectors.make(self.method, **dict(self.params))
 
     def folder_name(self):
+        out = set_tag(self.out_dataset, get_spec(self.nn).image_size)
         if self.method == "odin":
-            name = f"{self.nn}_{self.out_dataset}_T{self.temperature}_eps{self.epsilon}"
+            name = f"{self.nn}_{out}_T{self.temperature}_eps{self.epsilon}"
         else:
-            name = f"{self.nn}_{self.out_dataset}_{self.method}" + "".join(
+            name = f"{self.nn}_{out}_{self.method}" + "".join(
                 f"_{SHORT_NAMES.get(key, key)}{_short(value)}" for key, value in self.params)
         return name + folder_suffix(self.out_dataset, self.seed, self.skip, self.max_images)
 
@@ -156,26 +159,28 @@ def plan(settings, out_dir=None, force=False):
     written; a UserError if a set is not here, the folder cannot be written or it holds
     another run (unless ``force``: scorefiles.check_folder)."""
     spec, ood_set = get_spec(settings.nn), get_ood_set(settings.out_dataset)
-    ood = ood_dataset(settings.out_dataset, settings.seed)
-    ind = cifar(spec.in_dataset)
+    ood = ood_dataset(settings.out_dataset, settings.seed, spec.image_size)
+    ind = test_set(spec.in_dataset, spec.image_size)
     indices = scored_range(ind, ood, settings.out_dataset, settings.skip, settings.max_images)
     folder = writable_folder(out_dir if out_dir else run_folder(settings))
     scorefiles.check_folder(folder, settings.folder_name(), force)
     return Plan(settings, spec, ood_set, ind, ood, indices, folder)
 
 
-def ood_ranges(ind, names, seed, skip, max_images):
+def ood_ranges(ind, names, seed, skip, max_images, size=32):
     """({name: (the OOD set, the image indices a run scores, its name with the noise seed)},
-    {name: why it cannot run}) for the OOD sets ``names`` against the test set ``ind``."""
+    {name: why it cannot run}) for the OOD sets ``names`` (at ``size`` x ``size``) against
+    the test set ``ind``."""
     found, why_not = {}, {}
     for name in names:
         try:
-            ood = ood_dataset(name, seed)
+            ood = ood_dataset(name, seed, size)
             indices = scored_range(ind, ood, name, skip, max_images)
         except UserError as e:
             why_not[name] = str(e)
             continue
-        label = name + (f" seed {seed}" if get_ood_set(name).kind == "noise" else "")
+        label = set_tag(name, size) + (f" seed {seed}" if get_ood_set(name).kind == "noise"
+                                       else "")
         found[name] = ood, indices, label
     return found, why_not
 
@@ -225,16 +230,36 @@ def load_scorer(nn, options, images):
     the compilation."""
     compiled = runtime.should_compile(options.compile, options.device, images)
     model, spec = load_model(nn, options.device)
+    if spec.exported:
+        check_input_gradient(model, spec, options.device)
     model = runtime.prepare_model(model, options.device, compiled)
     if compiled:
         print("Compiling the model (torch.compile): about 80 s the first time on this CPU, a "
               "few seconds once its cache (runs/.cache/inductor) is warm; --compile off skips it")
         started = time.time()
         normalise, std = odin_scoring.normaliser(spec.mean, spec.std, options.device)
-        warm_up = torch.zeros(options.batch_size, 3, 32, 32, dtype=torch.uint8)
+        size = spec.image_size
+        warm_up = torch.zeros(options.batch_size, 3, size, size, dtype=torch.uint8)
         odin_scoring.odin_batch(model, normalise(warm_up), 1000, 0.0014, std)
         print(f"Compiled in {time.time() - started:.0f} s")
     return model, compiled
+
+
+def check_input_gradient(model, spec, device):
+    """A UserError when an exported program gives no input gradient (exported under
+    torch.no_grad, say): ODIN and the input-processing methods need one."""
+    images = torch.zeros(1, 3, spec.image_size, spec.image_size, device=device,
+                         requires_grad=True)
+    try:
+        with torch.enable_grad():
+            (gradient,) = torch.autograd.grad(model(images).sum(), images)
+    except RuntimeError as e:
+        raise UserError(f"{spec.weights_file}: the exported program gives no input gradient "
+                        f"({str(e).splitlines()[0]}), which ODIN and input processing need; "
+                        "export it outside torch.no_grad(), or use a gradient-free detector "
+                        "(--method msp, energy, knn, vim, ...)") from None
+    if gradient is None:
+        raise UserError(f"{spec.weights_file}: the exported program gives no input gradient")
 
 
 def score_images(model, dataset, indices, desc, settings):
@@ -272,8 +297,8 @@ def score(model, compiled, plan, options):
                 out_label=plan.ood_set.label, temperature=settings.temperature,
                 epsilon=settings.epsilon, seed=settings.seed, first_index=plan.indices.start,
                 images_per_side=len(plan.indices),
-                accuracy=float((in_scores.predictions == in_scores.labels).mean()),
-                device=str(options.device), seconds=round(elapsed, 1))
+                accuracy=accuracy(in_scores.predictions, in_scores.labels),
+                device=str(options.device), seconds=round(elapsed, 1), **model_record(spec))
     scorefiles.write_run(plan.folder, settings.folder_name(), info, {
         ("Base", "In"): in_scores.baseline, ("Base", "Out"): out_scores.baseline,
         ("Our", "In"): in_scores.odin, ("Our", "Out"): out_scores.odin},
@@ -281,11 +306,22 @@ def score(model, compiled, plan, options):
     return info
 
 
+def accuracy(predictions, labels):
+    """The share of correct predictions, None when the images have no labels."""
+    labels = np.asarray(labels)
+    return float((predictions == labels).mean()) if (labels >= 0).all() else None
+
+
+def model_record(spec):
+    """What run.json records of a model from files: the flags that rebuild it."""
+    return {"model_command": spec.command} if spec.command else {}
+
+
 def test_set_accuracy(nn, options):
     """(correct, total) of the classifier on its whole in-distribution test set."""
     model, spec = load_model(nn, options.device)
     model = runtime.prepare_model(model, options.device)
-    dataset = cifar(spec.in_dataset)
+    dataset = test_set(spec.in_dataset, spec.image_size)
     normalise, _ = odin_scoring.normaliser(spec.mean, spec.std, options.device)
     correct = 0
     loader = DataLoader(dataset, batch_size=max(options.batch_size, 256))

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from oodbench.core import files, runtime
 from oodbench.core.paths import UserError, results_dir
 from oodbench.core.shards import by_leader, map_shards
-from oodbench.datasets.image_sets import cifar, content_digest, ood_dataset
+from oodbench.datasets.image_sets import content_digest, ood_dataset, set_tag, test_set
 from oodbench.networks.registry import get_spec, load_model, weights_sha256
 from oodbench.pipelines.runs import HELD_OUT
 from oodbench.scoring import cache, odin_scoring
@@ -105,6 +105,7 @@ MODES = {
     "no-ood": "synthetic noise only: held-out Uniform and Gaussian images, half each",
 }
 DEFAULT_TUNE_IMAGES = HELD_OUT
+TRANSFER_SET = "TIN_val"
 
 
 def tune_suffix(count):
@@ -117,12 +118,13 @@ def records_dir():
     return results_dir() / "tuning"
 
 
-def tuning_sets(mode, out_dataset, count):
-    """The tuning set's name and [(OOD set, images used from index 0)] for ``mode``."""
+def tuning_sets(mode, out_dataset, count, validation=TRANSFER_SET):
+    """The tuning set's name and [(OOD set, images used from index 0)] for ``mode``;
+    ``validation``: the transfer mode's set (TIN_val, or the user's)."""
     if mode == "paper":
         return out_dataset, [(out_dataset, count)]
     if mode == "transfer":
-        return "TIN_val", [("TIN_val", count)]
+        return validation, [(validation, count)]
     return "noise", [("Uniform", count // 2), ("Gaussian", count - count // 2)]
 
 
@@ -133,12 +135,14 @@ class Tuner:
     evaluation skips); the model is loaded only when a grid has to be computed.
     """
 
-    def __init__(self, nn, count=DEFAULT_TUNE_IMAGES, device="cpu", batch_size=32, seed=0):
+    def __init__(self, nn, count=DEFAULT_TUNE_IMAGES, device="cpu", batch_size=32, seed=0,
+                 validation=TRANSFER_SET):
         if not 1 <= count <= HELD_OUT:
             raise UserError(f"--tune-images must be in 1..{HELD_OUT} (the held-out images)")
         self.nn, self.spec, self.count = nn, get_spec(nn), count
         self.device, self.batch_size, self.seed = torch.device(device), batch_size, seed
         self.weights = weights_sha256(nn)
+        self.validation = validation or TRANSFER_SET    # the transfer mode's set
         self._model = None
 
     def model(self):
@@ -151,9 +155,10 @@ class Tuner:
     def grid(self, ood=None):
         """[T, eps, count] ODIN scores of the in-distribution test set, or of OOD set ``ood``."""
         if ood is None:
-            dataset, name = cifar(self.spec.in_dataset), self.spec.in_dataset
+            dataset = test_set(self.spec.in_dataset, self.spec.image_size)
+            name = self.spec.in_dataset
         else:
-            dataset, name = ood_dataset(ood, self.seed), ood
+            dataset, name = ood_dataset(ood, self.seed, self.spec.image_size), ood
         if len(dataset) < self.count:
             raise UserError(f"{name} has {len(dataset)} images, fewer than {self.count}")
         held_out = range(self.count)
@@ -175,7 +180,8 @@ class Tuner:
         return it. The heat map is the caller's (figures.draw_tuning)."""
         if mode not in MODES:
             raise UserError(f"unknown tuning mode {mode!r}; choose from {', '.join(MODES)}")
-        tuned_on, parts = tuning_sets(mode, out_dataset, self.count)
+        tuned_on, parts = tuning_sets(mode, out_dataset, self.count, self.validation)
+        tuned_on = set_tag(tuned_on, self.spec.image_size)
         out_grid = np.concatenate([self.grid(name)[:, :, :used] for name, used in parts], axis=2)
         fpr, auroc = fpr95_table(self.grid(), out_grid)
         temperature, epsilon = choose(fpr, auroc)

@@ -15,7 +15,7 @@ import numpy as np
 from oodbench.core import files
 from oodbench.core.paths import figures_dir, results_dir
 from oodbench.core.shards import by_leader
-from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.datasets.image_sets import get_ood_set
 from oodbench.detectors.laood import GAMMA_GRIDS
 from oodbench.pipelines.runs import HELD_OUT, range_suffix
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
@@ -71,7 +71,7 @@ def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
     for name, row in rows.items():
         ours, paper = row["ours"], row["paper"]
         lines.append(
-            f"| {OOD_SETS[name].label} | {100 * ours[FPR]:.1f} | {100 * paper[FPR]:.1f} | "
+            f"| {get_ood_set(name).label} | {100 * ours[FPR]:.1f} | {100 * paper[FPR]:.1f} | "
             f"{100 * ours['AUROC']:.1f} | {100 * ours['AUPR In']:.1f} | "
             f"{100 * ours['AUPR Out']:.1f} | {row['best_layer']} ({100 * row['best_auroc']:.1f})"
             f" | {100 * row['logits_auroc']:.1f} | {row['mode_layer']} "
@@ -80,7 +80,7 @@ def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
         lines += ["", "Layers left out of the maximum: " + "; ".join(
             f"{n}: {r}" for n, r in detector.unfit.items())]
     if why_not:
-        lines += ["", "Not run here:"] + [f"- {OOD_SETS[s].label}: {r}"
+        lines += ["", "Not run here:"] + [f"- {get_ood_set(s).label}: {r}"
                                           for s, r in why_not.items()]
     lines += beside(nn, rows, max_images)
     lines += ["", "Wall time: " + "; ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + "."]
@@ -123,7 +123,7 @@ def beside(nn, rows, max_images=None):
     for metric in ("AUROC", FPR):
         lines += ["", f"**{metric}** beside the comparison table's detectors "
                   f"(results/{name}.md; the same images)", "",
-                  "| detector | " + " | ".join(OOD_SETS[s].label for s in sets) + " |",
+                  "| detector | " + " | ".join(get_ood_set(s).label for s in sets) + " |",
                   "|---|" + "---|" * len(sets)]
         for d in detectors:
             lines.append(f"| {d} | " + " | ".join(
@@ -179,7 +179,7 @@ def draw(nn, spec, detector, results, aurocs, max_images=None, variant=""):
     folder.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for name, values in aurocs.items():
-        ax.plot(np.arange(1, len(values) + 1), 100 * values, label=OOD_SETS[name].label, lw=1.2)
+        ax.plot(np.arange(1, len(values) + 1), 100 * values, label=get_ood_set(name).label, lw=1.2)
     ax.set_xlabel(f"layer (1 = first convolution, {len(names)} = {names[-1]})")
     ax.set_ylabel("AUROC of the layer's One-Class SVM alone (%)")
     ax.set_title(title + ": each layer alone")
@@ -196,7 +196,7 @@ def draw(nn, spec, detector, results, aurocs, max_images=None, variant=""):
         edges = np.arange(len(names) + 1) + 0.5
         ax.hist(in_layer + 1, bins=edges, alpha=0.5, color="grey", label="CIFAR test")
         ax.hist(out_layer + 1, bins=edges, alpha=0.7, label="OOD")
-        ax.set_title(OOD_SETS[name].label, fontsize=9)
+        ax.set_title(get_ood_set(name).label, fontsize=9)
         ax.set_xlabel("deciding layer", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(results):]:

@@ -17,7 +17,6 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from oodbench.core.shards import map_shards
-from oodbench.networks.registry import CLASSIFIER
 from oodbench.scoring import cache
 from oodbench.scoring.odin_scoring import normaliser
 
@@ -64,14 +63,29 @@ class Head:
         return penultimate @ self.weight.T + self.bias
 
 
-def head_of(model):
-    layer = model.get_submodule(CLASSIFIER)
+def head_of(model, classifier):
+    """The Head of ``model``'s classifier module (its name: ModelSpec.classifier); None when
+    the model's classifier is not known (ModelSpec.classifier None)."""
+    if classifier is None:
+        return None
+    layer = model.get_submodule(classifier)
     return Head(layer.weight.detach().cpu().numpy().astype(np.float32),
                 layer.bias.detach().cpu().numpy().astype(np.float32))
 
 
+def pooled(output):
+    """A layer's output averaged over space: [N, C, H, W] over H and W; a transformer's
+    [N, tokens, C] over its tokens; [N, C] as it is."""
+    output = output.float()
+    if output.dim() == 4:
+        return output.mean(dim=(2, 3))
+    if output.dim() == 3:
+        return output.mean(dim=1)
+    return output.flatten(1)
+
+
 @contextmanager
-def hooked(model, feature_layers):
+def hooked(model, feature_layers, classifier):
     """While inside: ``kept`` fills with each declared layer's pooled output and the
     classifier's input, for the last batch the model saw."""
     kept, handles = {}, []
@@ -80,16 +94,17 @@ def hooked(model, feature_layers):
         def hook(module, inputs, output):
             if layer.relu:
                 output = torch.relu(output)
-            kept[layer.name] = output.float().mean(dim=(2, 3))
+            kept[layer.name] = pooled(output)
         return hook
 
     def keep_input(module, inputs):
-        kept["penultimate"] = inputs[0].float()
+        kept["penultimate"] = inputs[0].float().flatten(1)
 
     try:
         for layer in feature_layers:
             handles.append(model.get_submodule(layer.module).register_forward_hook(keep(layer)))
-        handles.append(model.get_submodule(CLASSIFIER).register_forward_pre_hook(keep_input))
+        if classifier is not None:      # else no penultimate feature: [N, 0]
+            handles.append(model.get_submodule(classifier).register_forward_pre_hook(keep_input))
         yield kept
     finally:
         for handle in handles:
@@ -148,10 +163,12 @@ def extract(model, spec, dataset, device, batch_size=128, desc="features"):
                         pin_memory=torch.device(device).type == "cuda")
     names = [layer.name for layer in spec.feature_layers]
     out, done = {}, 0
-    with hooked(model, spec.feature_layers) as kept, torch.inference_mode(), \
+    with hooked(model, spec.feature_layers, spec.classifier) as kept, torch.inference_mode(), \
             tqdm(total=len(dataset), desc=desc, unit="img", dynamic_ncols=True) as bar:
         for images, labels in loader:
             logits = model(normalise(images)).float()
+            if spec.classifier is None:     # not known: an empty feature
+                kept["penultimate"] = logits[:, :0]
             batch = {"logits": logits, "labels": torch.as_tensor(np.asarray(labels)),
                      **{name: kept[name] for name in ["penultimate", *names]}}
             if not out:
@@ -174,7 +191,7 @@ def feature_key(spec, weights, images, device):
     return cache.key_of(what="features", weights=weights, images=images, mean=list(spec.mean),
                         std=list(spec.std), device=torch.device(device).type,
                         layers=[(f.name, f.module, f.relu) for f in spec.feature_layers],
-                        classifier=CLASSIFIER, feature_version=FEATURE_VERSION)
+                        classifier=spec.classifier, feature_version=FEATURE_VERSION)
 
 
 def features_of(get_model, spec, key, dataset, indices, device, batch_size=128, desc="features",
