@@ -125,6 +125,18 @@ MUTATIONS = [
     ("a comparison on fewer images replaces the whole table", "code/oodbench/commands/compare.py",
      'f"detectors_{args.nn}{runs.range_suffix(args.skip, args.max_images)}"',
      'f"detectors_{args.nn}"'),
+    ("a model from files: the channels of the default mean reversed",
+     "code/oodbench/networks/from_files.py",
+     'mean = IMAGENET_MEAN if mean is None', 'mean = IMAGENET_MEAN[::-1] if mean is None'),
+    ("a model from files: the akamaster classifier not renamed", "code/oodbench/networks/from_files.py",
+     '(("linear.", "fc."),), RESNET_LAYERS)', '(), RESNET_LAYERS)'),
+    ("sets from files: resized without the centre crop", "code/oodbench/datasets/from_files.py",
+     "return CenterCrop(size)(Resize(size)(image))", "return Resize((size, size))(image)"),
+    ("sets from files: an exact-size image resized anyway", "code/oodbench/datasets/from_files.py",
+     "if image.size == (size, size):", "if False:"),
+    ("the penultimate feature: the first nn.Linear, not the last",
+     "code/oodbench/networks/from_files.py", "            found = name\n",
+     "            found = found or name\n"),
 ]
 
 

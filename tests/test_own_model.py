@@ -325,3 +325,36 @@ def test_a_set_from_files_keys_its_content(own, tmp_path):
         np.savez(tmp_path / "f.npz", images=np.zeros((2, 32, 32, 3)))
         file_sets.file_set(f"npz:{tmp_path / 'f.npz'}", 32)
 
+
+def test_torchrun_shards_a_model_and_sets_from_files(own, tmp_path):
+    """Two ranks write what one process writes, for ODIN and a fitted detector on a model and
+    sets from files."""
+    from test_shards import files, launch
+    flags = [*own_flags(own), "--out_dataset", f"folder:{own / 'ood'}", *CPU]
+    for ranks in (1, 2):
+        for method in ("odin", "knn"):
+            done = launch(tmp_path / f"ranks{ranks}", "main.py", *flags, "--method", method,
+                          ranks=ranks)
+            assert done.returncode == 0, done.stderr[-3000:]
+    one, two = files(tmp_path / "ranks1"), files(tmp_path / "ranks2")
+    assert len([name for name in one if "confidence_" in name]) == 6
+    assert one.keys() == two.keys()
+    assert [name for name in one if one[name] != two[name]] == []
+
+
+def test_the_size_policy_by_hand(tmp_path):
+    """An image of the input size is kept pixel for pixel; a 64x32 one (shorter side already
+    32) loses a quarter of its width each side; a 16x16 one is scaled up whole."""
+    exact = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    wide = np.zeros((32, 64, 3), dtype=np.uint8)
+    wide[:, :16] = (255, 0, 0)
+    wide[:, 16:48] = (0, 255, 0)
+    wide[:, 48:] = (0, 0, 255)
+    small = np.full((16, 16, 3), 77, dtype=np.uint8)
+    for name, image in (("a_exact", exact), ("b_wide", wide), ("c_small", small)):
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+    images = file_sets.file_set(f"folder:{tmp_path}", 32)
+    assert (images[0][0].permute(1, 2, 0).numpy() == exact).all()
+    assert (images[1][0].permute(1, 2, 0).numpy() == (0, 255, 0)).all()
+    assert images[2][0].shape == (3, 32, 32) and (images[2][0] == 77).all()
+    assert images.labels.tolist() == [-1, -1, -1]                # a flat folder: unlabelled

@@ -22,7 +22,7 @@ from oodbench.core.paths import UserError, report_errors, results_dir, shown
 from oodbench.datasets.image_sets import get_ood_set, set_tag
 from oodbench.detectors.laood import GAMMA_GRIDS, SUBSAMPLE
 from oodbench.networks.registry import get_spec
-from oodbench.pipelines import laood_runs
+from oodbench.pipelines import laood_runs, runs
 from oodbench.reports import laood_report
 
 LAOOD_SETS = ("TIN_lanczos", "PureColour")
@@ -46,6 +46,9 @@ def build_parser():
                              "model-name test never reaches)")
     parser.add_argument("--max-images", type=cli.integer(1),
                         help="at most this many images a side")
+    parser.add_argument("--skip", type=cli.integer(0), default=runs.HELD_OUT,
+                        help=f"images held out at the start of each set (default "
+                             f"{runs.HELD_OUT}, as every table)")
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
     return parser
@@ -62,6 +65,7 @@ def variant(args, sets):
     return ((f"_sub{args.subsample}" if args.subsample != SUBSAMPLE else "")
             + (f"_seed{args.seed}" if args.seed else "")
             + ("" if args.gamma_grid == "narrow" else f"_{args.gamma_grid}gamma")
+            + (f"_skip{args.skip}" if args.skip != runs.HELD_OUT else "")
             + ("" if sets == default_sets() else "_sets-" + "-".join(
                 set_tag(s, get_spec(args.nn).image_size) for s in sets)))
 
@@ -75,7 +79,8 @@ def report(args):
     files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     detector, results, why_not, timings = laood_runs.evaluate(
-        args.nn, options, sets, args.subsample, args.seed, max_images=args.max_images,
+        args.nn, options, sets, args.subsample, args.seed, skip=args.skip,
+        max_images=args.max_images,
         gamma_grid=args.gamma_grid)
     if not results:
         raise UserError("no OOD set could be scored: " + "; ".join(why_not.values()))

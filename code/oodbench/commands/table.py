@@ -105,8 +105,8 @@ def tuning_suffix(args):
 def protocol_suffix(args):
     """tuning_suffix, then _skip<S>, _n<N> where not every image from index 1,000 is
     evaluated: a shorter or other run never replaces a table of the whole protocol."""
-    return tuning_suffix(args) + sets_suffix(args) + runs.range_suffix(args.skip,
-                                                                        args.max_images)
+    return (tuning_suffix(args) + sets_suffix(args)
+            + runs.range_suffix(args.skip, args.max_images))
 
 
 def shortened(args):

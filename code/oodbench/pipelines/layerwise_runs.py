@@ -104,11 +104,20 @@ class LayerwiseScorer:
 
     def net(self):
         if self._net is None:
+            self.check_layers()
+            if self.spec.exported:
+                runs.check_input_gradient(self.features.model(), self.spec, self.device)
             self._net = LayerMaps(self.features.model(), self.spec.feature_layers)
         return self._net
 
+    def check_layers(self):
+        if not self.spec.feature_layers:
+            raise UserError(f"{self.spec.label} has no per-block layers for Mahalanobis in "
+                            "full and FSSD: name them with --layers M1,M2,...")
+
     def detector(self, method):
         """(the fitted detector, what its fit depends on), once per method."""
+        self.check_layers()
         if method not in self._fitted:
             layers = len(self.spec.feature_layers)
             if method == "mahalanobis_full":

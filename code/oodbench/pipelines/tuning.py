@@ -29,7 +29,7 @@ from oodbench.core.paths import UserError, results_dir
 from oodbench.core.shards import by_leader, map_shards
 from oodbench.datasets.image_sets import content_digest, ood_dataset, set_tag, test_set
 from oodbench.networks.registry import get_spec, load_model, weights_sha256
-from oodbench.pipelines.runs import HELD_OUT
+from oodbench.pipelines.runs import HELD_OUT, check_input_gradient
 from oodbench.scoring import cache, odin_scoring
 from oodbench.scoring.metrics import exact_metrics
 
@@ -148,7 +148,9 @@ class Tuner:
     def model(self):
         if self._model is None:
             runtime.configure_allocator()
-            model, _ = load_model(self.nn, self.device)
+            model, spec = load_model(self.nn, self.device)
+            if spec.exported:
+                check_input_gradient(model, spec, self.device)
             self._model = runtime.prepare_model(model, self.device)
         return self._model
 

@@ -16,6 +16,7 @@ from oodbench.core import files
 from oodbench.core.paths import figures_dir, results_dir
 from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import get_ood_set
+from oodbench.networks.registry import get_spec
 from oodbench.detectors.laood import GAMMA_GRIDS
 from oodbench.pipelines.runs import HELD_OUT, range_suffix
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
@@ -117,7 +118,7 @@ def beside(nn, rows, max_images=None):
     if not sets:
         more = f" --max-images {max_images}" if max_images else ""
         return [f"(No comparison table results/{name}.csv to set LA-OOD beside: "
-                f"python code/compare.py --nn {nn}{more}.)"]
+                f"python code/compare.py {get_spec(nn).command or '--nn ' + nn}{more}.)"]
     detectors = list(dict.fromkeys(d for s, d in others if s in sets))
     lines = []
     for metric in ("AUROC", FPR):
