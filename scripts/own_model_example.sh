@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The worked example of docs/your-model.md, from nothing, in minutes on a 2-core CPU:
-#   1. a user-style checkpoint: torchvision's ResNet-18 trained on CIFAR-10 for 3 epochs here
+#   1. a user-style checkpoint: torchvision's ResNet-18 trained on CIFAR-10 for 5 epochs here
 #      (scripts/train_torchvision.py: a plain state_dict, as a user's training script writes);
 #   2. the user's OOD images as a folder of PNG files: 2,000 Fashion-MNIST test images
 #      (28x28 grey: made RGB and resized to 32x32 by the stated policy);
@@ -16,7 +16,7 @@ WEIGHTS=$EXAMPLE/resnet18_cifar10.pt
 PNGS=$EXAMPLE/fashion_mnist_png
 
 mkdir -p "$EXAMPLE"
-[ -f "$WEIGHTS" ] || $PY scripts/train_torchvision.py --arch resnet18 --epochs 3 --seed 0 \
+[ -f "$WEIGHTS" ] || $PY scripts/train_torchvision.py --arch resnet18 --epochs 5 --seed 0 \
     --out "$WEIGHTS"
 
 if [ ! -f "$PNGS/.complete" ]; then

@@ -81,8 +81,7 @@ def run(args):
         predictions = torch.cat([model(normalised(test.images[i:i + 500])).argmax(1)
                                  for i in range(0, len(test), 500)])
     accuracy = (predictions.numpy() == np.asarray(test.labels)).mean()
-    with files.replacing(args.out) as temporary:
-        torch.save(model.state_dict(), temporary)
+    files.save_torch(model.state_dict(), args.out)
     command = "python " + shlex.join(["scripts/train_torchvision.py", *sys.argv[1:]])
     print(f"{args.arch}: test accuracy {100 * accuracy:.2f}% after {args.epochs} epoch(s), "
           f"{time.time() - started:.0f} s; {args.out} sha256 {file_digest(args.out)}; "

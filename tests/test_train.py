@@ -118,3 +118,19 @@ def test_oe_needs_init_and_init_needs_oe():
         train.parse_args(["--out", "x", "--init", "y"])
     with pytest.raises(SystemExit):
         train.parse_args(["--out", "x", "--max-steps", "0"])
+
+
+def test_a_checkpoint_is_the_same_bytes_whatever_its_temporary_name(tmp_path):
+    """torch names the archive inside a checkpoint after the file it writes: saved through a
+    temporary file, the committed LeNet's tensors give its committed bytes again (its sha256
+    in models/lenet/SHA256SUMS), twice."""
+    import torch
+    from oodbench.core import files
+    from oodbench.core.digests import file_digest
+    from oodbench.core.paths import ROOT
+    committed = ROOT / "models" / "lenet" / "fmnist_lenet_seed1.pt"
+    state = torch.load(committed, weights_only=True)
+    for _ in range(2):
+        files.save_torch(state, tmp_path / committed.name)
+        assert file_digest(tmp_path / committed.name) == file_digest(committed)
+    assert [p.name for p in tmp_path.iterdir()] == [committed.name]

@@ -37,8 +37,7 @@ def convert(source, target):
             raise UserError(f"{source}: not a readable checkpoint ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     state = state_dict_of(obj, source)
-    with files.replacing(target) as tmp:
-        torch.save({k: v.clone() for k, v in state.items()}, tmp)
+    files.save_torch({k: v.clone() for k, v in state.items()}, target)
     print(f"wrote {len(state)} tensors to {target}")
 
 

@@ -131,8 +131,7 @@ def resume(partial, recipe, model, optimiser, scheduler):
 
 
 def save_atomic(obj, path):
-    with files.replacing(path) as tmp:
-        torch.save(obj, tmp)
+    files.save_torch(obj, path)
 
 
 def accuracy(model, images, labels, device):

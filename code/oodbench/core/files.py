@@ -77,3 +77,22 @@ def write_lines(path, lines):
     """The strings ``lines`` into ``path``, whole or not at all."""
     with writing(path, newline="") as f:
         f.writelines(lines)
+
+
+def save_torch(obj, path):
+    """``torch.save(obj)`` into ``path``, whole or not at all, with the same bytes whatever the
+    temporary file is called: torch names the archive inside after the file it writes, so the
+    temporary file (in a folder of its own beside ``path``) is ``<name>.tmp``, which torch
+    names ``<name>``, the archive name a plain save of ``<name>.tmp`` has always given."""
+    import torch
+    path = Path(path)
+    with replacing(path) as tmp:
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
+        try:
+            staged = folder / f"{path.name}.tmp"
+            torch.save(obj, staged)
+            os.replace(staged, tmp)
+        finally:
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            folder.rmdir()
