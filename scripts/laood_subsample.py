@@ -26,6 +26,7 @@ def main():
     parser.add_argument("--sizes", nargs="+", type=int, default=[1000, 2000, 5000, 10000])
     cli.add_device_flags(parser)
     args = parser.parse_args()
+    cli.resolve_model(args)
     sets = table.tested_sets() + list(laood_table.LAOOD_SETS)
     options = cli.scoring_options(args)
     aurocs, seconds = {}, {}

@@ -87,6 +87,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def run():
+        cli.resolve_model(args)
         grid = lw.DETECTORS[args.method][1]
         if args.magnitude is not None and args.magnitude not in grid:
             raise UserError(f"--magnitude {args.magnitude} is not in {args.method}'s grid: "

@@ -2,7 +2,7 @@
 # The worked example of docs/your-model.md, from nothing, in minutes on a 2-core CPU:
 #   1. a user-style checkpoint: torchvision's ResNet-18 trained on CIFAR-10 for 5 epochs here
 #      (scripts/train_torchvision.py: a plain state_dict, as a user's training script writes);
-#   2. the user's OOD images as a folder of PNG files: 2,000 Fashion-MNIST test images
+#   2. the user's OOD images as a folder of PNG files: 3,000 Fashion-MNIST test images
 #      (28x28 grey: made RGB and resized to 32x32 by the stated policy);
 #   3. compare.py: ODIN and every gradient-free detector on that folder, on Tiny-ImageNet as
 #      a folder tree (data/TIN_crop) and on two built-in sets, 2,000 test images a side.

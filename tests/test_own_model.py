@@ -358,3 +358,59 @@ def test_the_size_policy_by_hand(tmp_path):
     assert (images[1][0].permute(1, 2, 0).numpy() == (0, 255, 0)).all()
     assert images[2][0].shape == (3, 32, 32) and (images[2][0] == 77).all()
     assert images.labels.tolist() == [-1, -1, -1]                # a flat folder: unlabelled
+
+
+def test_the_model_name_follows_the_images_of_its_sets_not_their_path(own, tmp_path):
+    """The same images by another path: the same model, the same runs; another image in the
+    test folder: another model name, so no run or table of the old images is reused."""
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(own / "test", copy)
+    flags = dict(arch="resnet18", weights=own / "r18.pt", num_classes=3, image_size=32,
+                 train_dataset=f"folder:{own / 'train'}")
+    first = from_files.from_files(in_dataset=f"folder:{own / 'test'}", **flags).name
+    assert from_files.from_files(in_dataset=f"folder:{copy}", **flags).name == first
+    Image.new("RGB", (32, 32)).save(copy / "cat" / "extra.png")
+    file_sets.file_set.cache_clear()
+    assert from_files.from_files(in_dataset=f"folder:{copy}", **flags).name != first
+
+
+def test_sets_from_files_are_read_before_any_work(own, capsys):
+    """A bad path in --sets or --validation-set, a class folder with no images, a training
+    set without one of the classes: each an error before any scoring."""
+    flags = [*own_flags(own), "--tune-images", "10", *CPU[:2]]
+    assert compare.main([*flags, "--sets", "folder:/no/such/folder"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert compare.main([*flags, "--validation-set", "npz:/no/such.npz"]) == 2
+    assert "unreadable" in capsys.readouterr().err
+    assert not list(runs_dir().glob("*"))
+
+
+def test_class_folders_and_classes_checked(own, tmp_path, capsys):
+    tree = tmp_path / "tree"
+    for name, count in (("a", 2), ("b", 0), ("c", 2)):
+        (tree / name).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (32, 32)).save(tree / name / f"{i}.png")
+    with pytest.raises(UserError, match="a class folder with no images .*label 1"):
+        file_sets.file_set(f"folder:{tree}", 32)
+    labels = np.array([0] * 30 + [2] * 30)                     # no image of class 1
+    np.savez(tmp_path / "two.npz", images=np.zeros((60, 32, 32, 3), np.uint8), labels=labels)
+    flags = own_flags(own)
+    flags[flags.index("--train-dataset") + 1] = f"npz:{tmp_path / 'two.npz'}"
+    err = error_of([*flags, "--out_dataset", f"npz:{own / 'ood.npz'}", "--method", "rmd",
+                    *CPU], capsys)
+    assert "no image of class(es) 1" in err
+
+
+def test_a_registry_model_fitted_on_another_set_keeps_its_release_settings(installed, tmp_path):
+    from oodbench.commands import table
+    np.savez(tmp_path / "t.npz", images=np.zeros((4, 32, 32, 3), np.uint8),
+             labels=np.arange(4))
+    densenet = registry.get_spec("densenet10")
+    assert from_files.with_sets(densenet, "CIFAR-10", None) is densenet     # nothing changed
+    fitted = from_files.with_sets(densenet, None, f"npz:{tmp_path / 't.npz'}")
+    assert fitted.name != "densenet10" and fitted.registry_name == "densenet10"
+    assert table.default_settings(fitted.name) == "release"
+    tested = from_files.with_sets(densenet, f"npz:{tmp_path / 't.npz'}", None)
+    assert tested.registry_name is None and table.default_settings(tested.name) == "transfer"

@@ -31,9 +31,12 @@ from oodbench.datasets.image_sets import ood_dataset, test_set, train_set
 from oodbench.networks import from_files
 from oodbench.networks.registry import ModelSpec, conv_layers, get_spec, load_model as _load
 from oodbench.pipelines.feature_runs import check_penultimate
+from oodbench.pipelines.runs import check_input_gradient
 from oodbench.scoring import features, metrics as _metrics, odin_scoring
 
 __all__ = ["Model", "load_model", "images", "subset", "score", "metrics"]
+OPTIONS = ("num_classes", "mean", "std", "image_size", "penultimate", "layers", "in_dataset",
+           "train_dataset")
 
 
 @dataclass
@@ -59,6 +62,10 @@ def load_model(nn=None, arch=None, weights=None, model=None, device="cpu", **opt
     if arch is not None or model is not None:
         if nn is not None:
             raise UserError("give nn, or arch with weights, or model; not several")
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError(f"load_model: unknown option(s) {', '.join(unknown)}; the options: "
+                            f"{', '.join(OPTIONS)}")
         spec = from_files.from_files(arch=arch, weights=weights, exported=model, **options)
     else:
         spec = from_files.with_sets(get_spec(nn or "densenet10"), options.pop("in_dataset", None),
@@ -117,6 +124,8 @@ def score(model, method, data, train=None, batch_size=128, **params):
     spec, dataset = model.spec, _dataset(data, model.spec)
     if method == "odin":
         odin = detectors.make("odin", **params)
+        if spec.exported:
+            check_input_gradient(model.network, spec, model.device)
         with torch.enable_grad():
             scores = odin_scoring.score_dataset(
                 model.network, dataset, spec.mean, spec.std, odin.params["temperature"],

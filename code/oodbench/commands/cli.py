@@ -14,7 +14,7 @@ from oodbench import detectors
 from oodbench.core import runtime, shards
 from oodbench.core.devices import pick_device
 from oodbench.core.paths import UserError
-from oodbench.datasets.image_sets import OOD_SETS
+from oodbench.datasets.image_sets import OOD_SETS, get_ood_set, set_tag
 from oodbench.networks import from_files
 from oodbench.networks.registry import MODELS, get_spec
 from oodbench.pipelines.runs import HELD_OUT, RunSettings, ScoringOptions
@@ -216,6 +216,19 @@ def add_validation_flag(parser):
     parser.add_argument("--validation-set", metavar="SET",
                         help="the transfer mode's tuning set (default TIN_val): a set name, "
                              "folder:PATH or npz:PATH; its first --tune-images images are read")
+
+
+def check_validation_set(args):
+    """--validation-set, read now (a bad path or name is an error before any work); only the
+    transfer mode reads it."""
+    name = getattr(args, "validation_set", None)
+    if name is None:
+        return
+    if getattr(args, "mode", "transfer") != "transfer":
+        raise UserError(f"--validation-set is the transfer mode's tuning set; --mode "
+                        f"{args.mode} does not read it")
+    get_ood_set(name)
+    set_tag(name, get_spec(args.nn).image_size)
 
 
 def add_tuning_flags(parser):

@@ -134,6 +134,7 @@ def layerwise_rows(args, options, sets):
 def comparison(args):
     """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
     spec = get_spec(cli.resolve_model(args))
+    cli.check_validation_set(args)
     runs.check_image_range(args.skip, args.max_images)
     cli.check_tuning_images(args)
     methods = parse_methods(args.methods) if args.methods else COMPARED

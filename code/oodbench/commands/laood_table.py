@@ -76,6 +76,7 @@ def report(args):
     sets = args.sets or default_sets()
     for name in sets:
         get_ood_set(name)               # an unknown name or a bad path: an error now
+        set_tag(name, spec.image_size)
     files.check_writable(results_dir(), "results folder")
     options = cli.scoring_options(args)
     detector, results, why_not, timings = laood_runs.evaluate(

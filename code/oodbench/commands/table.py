@@ -74,7 +74,9 @@ def sets_of(args):
     """The OOD sets of a table: --sets (checked: a UserError for an unknown name or a bad
     path), else every OOD set of the tables."""
     sets = getattr(args, "sets", None) or tested_sets()
+    size = get_spec(args.nn).image_size
     for name in sets:
+        set_tag(name, size)             # a set from files: read (its path, its images) now
         get_ood_set(name)
     return list(dict.fromkeys(sets))
 
@@ -88,8 +90,14 @@ def sets_suffix(args):
     return "_sets-" + "-".join(set_tag(name, size) for name in sets)
 
 
+def release_name(nn):
+    """The registry name whose release settings apply to model ``nn`` (itself, or the
+    registry model it was fitted on another training set from), else ``nn``."""
+    return get_spec(nn).registry_name or nn
+
+
 def default_settings(nn):
-    return "release" if nn in RELEASE_EPSILON else "transfer"
+    return "release" if release_name(nn) in RELEASE_EPSILON else "transfer"
 
 
 def tuning_suffix(args):
@@ -128,8 +136,9 @@ def choose_settings(nn, settings, tuner, sets):
     """({set: Choice}, {set: UserError}): each set's (T, eps) by ``settings``, or why not."""
     chosen, why_not = {}, {}
     for name in sets:
-        if settings == "release" and name in RELEASE_EPSILON.get(nn, {}):
-            chosen[name] = Choice(RELEASE_TEMPERATURE, RELEASE_EPSILON[nn][name], "release")
+        release = RELEASE_EPSILON.get(release_name(nn), {})
+        if settings == "release" and name in release:
+            chosen[name] = Choice(RELEASE_TEMPERATURE, release[name], "release")
             continue
         mode = "paper" if settings == "release" else settings
         try:
@@ -308,6 +317,7 @@ def write_summary():
 def run_table(args, settings):
     """Write the model's table(s); return the texts of the main and modes tables."""
     cli.resolve_model(args)                             # bad input stops before any work
+    cli.check_validation_set(args)
     runs.check_image_range(args.skip, args.max_images)
     cli.check_tuning_images(args)
     files.check_writable(results_dir(), "results folder")

@@ -35,6 +35,7 @@ def build_parser():
 
 def tune(args):
     cli.resolve_model(args)
+    cli.check_validation_set(args)
     options = cli.scoring_options(args)
     tuner = tuning.Tuner(args.nn, args.tune_images, options.device, options.batch_size,
                          args.seed, args.validation_set)

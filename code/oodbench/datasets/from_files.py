@@ -67,12 +67,17 @@ def _tree(root):
         unknown = [c for c in classes if not (root / c).is_dir()]
         if unknown:
             raise UserError(f"{classes_file}: no folder {', '.join(unknown[:3])} in {root}")
+    elif any(_is_image(p) for c in folders for p in (root / c).rglob("*")):
+        classes = [c for c in folders if not c.startswith(".")]
     else:
-        classes = [c for c in folders if any(_is_image(p) for p in (root / c).rglob("*"))]
+        classes = []
     if classes:
         files, labels = [], []
         for label, name in enumerate(classes):
             found = sorted(p for p in (root / name).rglob("*") if _is_image(p))
+            if not found:       # torchvision's ImageFolder refuses it too: labels would shift
+                raise UserError(f"{root / name}: a class folder with no images (its class "
+                                f"would be label {label}); remove it or add its images")
             files += found
             labels += [label] * len(found)
         return files, np.asarray(labels, dtype=np.int64)
@@ -109,6 +114,7 @@ class FolderImages(Dataset):
 
     def __init__(self, name, files, labels, size):
         self.name, self.files, self.labels, self.size = name, files, labels, size
+        self._digests = {}      # read once per range: the files do not change during a run
 
     def __len__(self):
         return len(self.files)
@@ -122,6 +128,12 @@ class FolderImages(Dataset):
         return PILToTensor()(fit_to(image, self.size)), int(self.labels[i])
 
     def digest(self, indices):
+        key = (indices.start, indices.stop, indices.step)
+        if key not in self._digests:
+            self._digests[key] = self._digest(indices)
+        return self._digests[key]
+
+    def _digest(self, indices):
         h = hashlib.sha256(f"{POLICY} {self.size}".encode())
         for i in indices:
             h.update(hashlib.sha256(self.files[i].read_bytes()).digest())

@@ -19,8 +19,9 @@ the classifier's input, through its weight and bias, gives those logits.
 
 The name a model from files is known by (``<arch>-<digest>``) hashes everything that
 changes its scores: the weights' sha256, the architecture, the classes, the normalisation,
-the input size, the classifier and the feature layers, and the image sets it is tested and
-fitted on; run folders and cache keys carry it, as they carry a registry model's name.
+the input size, the classifier and the feature layers, and the content digests of the
+image sets it is tested and fitted on (``set_identity``); run folders and cache keys carry
+it, as they carry a registry model's name.
 """
 import hashlib
 import json
@@ -33,6 +34,7 @@ import torch
 import torchvision
 
 from oodbench.core.paths import UserError
+from oodbench.datasets import from_files as file_sets
 from oodbench.networks import registry
 from oodbench.networks.cifar_resnet import CifarResNet
 from oodbench.networks.densenet import DenseNet3
@@ -105,7 +107,8 @@ def default_layers(arch, model):
         return tuple(FeatureLayer(child, f"encoder.layers.{child}")
                      for child, _ in model.encoder.layers.named_children())
     features = names.get("features")
-    if isinstance(features, torch.nn.Sequential):
+    if isinstance(features, torch.nn.Sequential) and not arch.startswith("swin"):
+        # (Swin's blocks give channels-last maps, which the pooling would misread)
         return tuple(FeatureLayer(f"features{n}", f"features.{n}")
                      for n, _ in features.named_children())
     return ()
@@ -174,6 +177,16 @@ def parse_floats(text, flag):
     return values
 
 
+def set_identity(name, size):
+    """What a model's name records of an image set: a built-in set's name; a set from files,
+    its content digest at ``size`` (so that other images, or the same images by another
+    path, are told apart or not by what they are)."""
+    if name is None or not file_sets.is_file_set(name):
+        return name
+    images = file_sets.file_set(name, size)
+    return f"{name.split(':')[0]}:{images.digest(range(len(images)))}"
+
+
 def spec_name(base, parts):
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
     return f"{re.sub(r'[^A-Za-z0-9.+-]', '-', base)}-{digest[:10]}"
@@ -204,6 +217,8 @@ def probe(model, spec):
         raise UserError(f"{spec.command}: the model's output is {shape} for 2 images, not "
                         f"[N, {spec.num_classes}] logits; check --num-classes")
     weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    if bias is None and isinstance(weight, torch.Tensor):
+        bias = torch.zeros(weight.shape[0])         # nn.Linear(..., bias=False)
     feature = kept.get("x")
     fits = (isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)
             and feature is not None and feature.dim() == 2
@@ -281,7 +296,8 @@ def from_files(arch=None, weights=None, exported=None, num_classes=None, mean=No
     sha = registry.sha256_of(path)
     name = spec_name(arch_name, [sha, kind, arch_name, classes, mean, std, image_size,
                                  classifier, [(f.name, f.module, f.relu) for f in feature_layers],
-                                 in_dataset, train_dataset])
+                                 set_identity(in_dataset, image_size),
+                                 set_identity(train_dataset, image_size)])
     spec = ModelSpec(name, label, in_dataset, lambda: builder(classes), tuple(mean), tuple(std),
                      f"your file {path} (sha256 {sha})",
                      rename=(("module.", ""), *rename), feature_layers=feature_layers,
@@ -303,13 +319,16 @@ def from_files(arch=None, weights=None, exported=None, num_classes=None, mean=No
 def with_sets(spec, in_dataset=None, train_dataset=None):
     """A registry model tested or fitted on other image sets (--in-dataset, --train-dataset):
     the same weights under a name of its own, registered."""
-    if in_dataset is None and train_dataset is None:
+    if (in_dataset is None or in_dataset == spec.in_dataset) and train_dataset is None:
         return spec
     registry.require_weights(spec)
+    same_test_set = in_dataset is None or in_dataset == spec.in_dataset
     in_dataset = in_dataset or spec.in_dataset
-    name = spec_name(spec.name, [in_dataset, train_dataset])
+    name = spec_name(spec.name, [set_identity(in_dataset, spec.image_size),
+                                 set_identity(train_dataset, spec.image_size)])
     flags = ["--nn", spec.name] + (["--in-dataset", in_dataset] if in_dataset else []) + (
         ["--train-dataset", train_dataset] if train_dataset else [])
     return registry.register(replace(spec, name=name, in_dataset=in_dataset,
                                      classes=spec.num_classes, weights_file=spec.path,
-                                     train_dataset=train_dataset, command=shlex.join(flags)))
+                                     train_dataset=train_dataset, command=shlex.join(flags),
+                                     registry_name=spec.name if same_test_set else None))

@@ -101,6 +101,8 @@ class ModelSpec:
     exported: bool = False          # a torch.export program: build() loads it, weights and all
     train_dataset: str | None = None  # the fitted detectors' training set (default: in_dataset's)
     command: str = ""               # the flags that rebuild it, recorded in run.json
+    registry_name: str | None = None  # a registry model fitted on another set: the registry's
+    #                                   name (its release settings apply)
 
     @property
     def num_classes(self):

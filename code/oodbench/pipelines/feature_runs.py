@@ -106,9 +106,13 @@ class FeatureScorer:
         if labels is None:          # the CIFAR training sets: labelled
             return
         labels, classes = np.asarray(labels), self.spec.num_classes
-        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+        missing = sorted(set(range(classes)) - set(labels.tolist()))
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes or missing):
             what = ("has images without a label" if labels.min() < 0 else
-                    f"has labels up to {labels.max()}, beyond the model's {classes} classes")
+                    f"has labels up to {labels.max()}, beyond the model's {classes} classes"
+                    if labels.max() >= classes else
+                    f"has no image of class(es) {', '.join(map(str, missing[:5]))} of the "
+                    f"model's {classes}")
             raise UserError(f"{method} fits per class, but its training set "
                             f"(--train-dataset) {what}: give a labelled set (class folders, "
                             "or 'labels' in the npz)")

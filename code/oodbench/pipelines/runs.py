@@ -322,6 +322,9 @@ def test_set_accuracy(nn, options):
     model, spec = load_model(nn, options.device)
     model = runtime.prepare_model(model, options.device)
     dataset = test_set(spec.in_dataset, spec.image_size)
+    labels = getattr(dataset, "labels", None)
+    if labels is not None and (np.asarray(labels) < 0).any():
+        raise UserError(f"{spec.in_dataset} has images without a label: no accuracy to report")
     normalise, _ = odin_scoring.normaliser(spec.mean, spec.std, options.device)
     correct = 0
     loader = DataLoader(dataset, batch_size=max(options.batch_size, 256))

@@ -69,8 +69,10 @@ def head_of(model, classifier):
     if classifier is None:
         return None
     layer = model.get_submodule(classifier)
-    return Head(layer.weight.detach().cpu().numpy().astype(np.float32),
-                layer.bias.detach().cpu().numpy().astype(np.float32))
+    weight = layer.weight.detach().cpu().numpy().astype(np.float32)
+    bias = (layer.bias.detach().cpu().numpy().astype(np.float32) if layer.bias is not None
+            else np.zeros(len(weight), dtype=np.float32))
+    return Head(weight, bias)
 
 
 def pooled(output):
