@@ -230,6 +230,25 @@ def probe(model, spec):
     return None
 
 
+def architecture(arch, exported, image_size):
+    """(label, builder(classes), key renames, family layers or None, input size, kind, name)
+    of ``--arch ARCH`` or of the exported program at ``exported``."""
+    if exported:
+        _, size = load_exported(exported)       # checked now; each build loads its own copy
+        if image_size is not None and image_size != size[0] or size[0] != size[1]:
+            raise UserError(f"{exported}: the program takes {size[0]}x{size[1]} images"
+                            + (f", not --image-size {image_size}" if image_size else
+                               "; square images are expected"))
+        return (f"exported {exported.name}", lambda classes: load_exported(exported)[0], (), (),
+                size[0], "exported", exported.stem)
+    own = own_architecture(arch)
+    kind = "own" if own else "torchvision"
+    image_size = image_size or DEFAULT_IMAGE_SIZE[kind]
+    label, builder, rename, family = own or (arch, torchvision_builder(arch, image_size), (),
+                                             None)
+    return label, builder, rename, family, image_size, kind, arch
+
+
 def from_files(arch=None, weights=None, exported=None, num_classes=None, mean=None, std=None,
                image_size=None, penultimate=None, layers=None, in_dataset=None,
                train_dataset=None):
@@ -254,25 +273,8 @@ def from_files(arch=None, weights=None, exported=None, num_classes=None, mean=No
             raise UserError(f"a model of {classes} classes needs --in-dataset (its test set: "
                             "folder:PATH or npz:PATH)")
         in_dataset = f"CIFAR-{classes}"
-    if exported is not None:
-        module, size = load_exported(path)
-        if image_size is not None and image_size != size[0] or size[0] != size[1]:
-            raise UserError(f"{path}: the program takes {size[0]}x{size[1]} images"
-                            + (f", not --image-size {image_size}" if image_size else
-                               "; square images are expected"))
-        del module                      # each build loads the program afresh (its own copy)
-        label, rename, family = f"exported {path.name}", (), ()
-
-        def builder(classes):
-            return load_exported(path)[0]
-        image_size, kind, arch_name = size[0], "exported", path.stem
-    else:
-        own = own_architecture(arch)
-        kind = "own" if own else "torchvision"
-        image_size = image_size or DEFAULT_IMAGE_SIZE[kind]
-        label, builder, rename, family = own or (arch, torchvision_builder(arch, image_size),
-                                                 (), None)
-        arch_name = arch
+    label, builder, rename, family, image_size, kind, arch_name = architecture(
+        arch, exported and path, image_size)
     if image_size < 8:
         raise UserError(f"--image-size must be at least 8, got {image_size}")
     model = builder(classes)
