@@ -133,6 +133,7 @@ def test_a_torchvision_model_on_folders_and_npz_through_every_detector(own, caps
     """Item 8: compare.py scores ODIN and every gradient-free detector on a flat folder of
     PNGs (two sizes: resized, said once) and an npz, ODIN tuned by the transfer mode on the
     user's validation set."""
+    file_sets.file_set.cache_clear()            # the note is said when a set is first read
     sets = [f"folder:{own / 'ood'}", f"npz:{own / 'ood.npz'}"]
     argv = [*own_flags(own), "--sets", *sets, "--validation-set", sets[1], "--tune-images",
             "10", "--methods", ",".join(m for m in FEATURE_METHODS if m not in ("msp", "laood")),
