@@ -384,3 +384,24 @@ def test_compiling_on_the_cpu_keeps_inductors_cuda_warning_off():
                           timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "CUDA" not in done.stderr
+
+
+def test_a_run_being_rewritten_by_an_identical_one_is_waited_for(tmp_path):
+    """17, the reader's side: right after writing, main.py reads its run; an identical run
+    started at the same moment may have just marked the folder as being written. The reader
+    waits for it to finish (here: a thread completes the run after 0.5 s), and refuses at
+    once a folder that another run has taken."""
+    import threading
+    scores = {("Base", "In"): [0.5, 0.6], ("Base", "Out"): [0.1, 0.2],
+              ("Our", "In"): [0.5, 0.6], ("Our", "Out"): [0.1, 0.2]}
+    scorefiles.write_run(tmp_path, "runA", {}, scores, 1000, 0.0014)
+    (tmp_path / "run.json").write_text(json.dumps({"run": "runA", "complete": False}))
+    finish = threading.Timer(0.5, scorefiles.write_run,
+                             (tmp_path, "runA", {}, scores, 1000, 0.0014))
+    finish.start()
+    scorefiles.settled(tmp_path, "runA", seconds=10)
+    finish.join()
+    assert scorefiles.problem(tmp_path) is None
+    (tmp_path / "run.json").write_text(json.dumps({"run": "runB", "complete": False}))
+    with pytest.raises(UserError, match="being written"):
+        scorefiles.settled(tmp_path, "runA", seconds=10)

@@ -66,6 +66,7 @@ def run(args):
         info = runs.score(model, compiled, plan, options)
     else:
         info = feature_runs.FeatureScorer(settings.nn, options).score(plan)
+    scorefiles.settled(plan.folder, settings.folder_name())   # (an identical run at once)
     result = metric_block.run_metrics(plan.folder, args.metrics, plan.spec.num_classes)
     print(metric_block.metric_block(result, plan.spec.label, plan.spec.in_dataset,
                                     plan.ood_set.label))

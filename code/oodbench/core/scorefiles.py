@@ -11,6 +11,7 @@ label of another detector (``Energy``, ``KNN``, ...), Side ``In`` (in-distributi
 """
 import hashlib
 import json
+import time
 import warnings
 from pathlib import Path
 
@@ -275,6 +276,22 @@ def problem(folder):
         if path.relative_to(folder).as_posix() not in recorded:
             return f"{path}: not a file of the run that run.json describes"
     return None
+
+
+def settled(folder, identity, seconds=60.0):
+    """Wait until the run ``identity`` just written into ``folder`` reads as complete: an
+    identical run started at the same moment may be rewriting the same files (the same
+    bytes) for a moment. A UserError (problem's line) if it has not settled in ``seconds``,
+    or at once if the folder now holds another run."""
+    deadline = time.monotonic() + seconds
+    while True:
+        why = problem(folder)
+        if why is None:
+            return
+        _, info = _raw_info(folder)
+        if (info or {}).get("run") != identity or time.monotonic() > deadline:
+            raise UserError(why)
+        time.sleep(0.2)
 
 
 def check(folder):
