@@ -320,7 +320,15 @@ def test_a_set_from_files_keys_its_content(own, tmp_path):
     before = file_sets.tag(f"folder:{folder}", 32)
     file_sets.file_set.cache_clear()
     file_sets.tag.cache_clear()
-    Image.new("RGB", (32, 32), (9, 9, 9)).save(folder / "3.png")
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(folder / "0.png")       # other pixels
+    assert file_sets.tag(f"folder:{folder}", 32) != before
+    file_sets.file_set.cache_clear()
+    file_sets.tag.cache_clear()
+    Image.new("RGB", (32, 32), (0, 0, 0)).save(folder / "0.png")       # as it was
+    assert file_sets.tag(f"folder:{folder}", 32) == before
+    file_sets.file_set.cache_clear()
+    file_sets.tag.cache_clear()
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(folder / "3.png")       # one more image
     assert file_sets.tag(f"folder:{folder}", 32) != before
     with pytest.raises(UserError, match="'images' is float64"):
         np.savez(tmp_path / "f.npz", images=np.zeros((2, 32, 32, 3)))
