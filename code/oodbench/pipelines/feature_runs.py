@@ -42,7 +42,7 @@ class FeatureScorer:
         self.spec, self.options = get_spec(nn), options
         self.weights = weights_sha256(nn)
         self.device = options.device
-        self._model = self._head = self._conv_spec = None
+        self._model = self._head = self._conv_spec = self._train = None
         self._digests, self._fitted, self._features = {}, {}, {}
 
     def model(self):
@@ -86,13 +86,16 @@ class FeatureScorer:
         return self._features[memo]
 
     def training_set(self, method):
-        """The model's training set, which ``method`` fits on; a clear error if absent."""
-        try:
-            return train_set(self.spec.in_dataset, self.spec.train_dataset,
-                             self.spec.image_size)
-        except Unavailable as e:
-            raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
-                            f"{self.spec.name}, which is not here: {e}") from None
+        """The model's training set, which ``method`` fits on (read once); a clear error if
+        absent."""
+        if self._train is None:
+            try:
+                self._train = train_set(self.spec.in_dataset, self.spec.train_dataset,
+                                        self.spec.image_size)
+            except Unavailable as e:
+                raise UserError(f"{method} fits on the {self.spec.in_dataset} training set of "
+                                f"{self.spec.name}, which is not here: {e}") from None
+        return self._train
 
     def train_features(self, method, layers=None):
         """Features of the whole training set, needed by ``method``'s fit."""
@@ -123,7 +126,8 @@ class FeatureScorer:
         if key not in self._fitted:
             detector = settings.detector()
             check_penultimate(self.spec, detector)
-            width = self.head().weight.shape[1] if self.head() is not None else 0
+            head = self.head()
+            width = head.weight.shape[1] if head is not None else 0
             if detector.needs_training:
                 if detector.class_conditional:
                     self.check_labels(detector.name)
