@@ -20,6 +20,7 @@ layer subpackage    what it holds
 3     scoring       ODIN's temperature scaling and input perturbation, the shared feature pass,
                     the score and feature cache, the OOD metrics of two score arrays
 3     detectors     one module per detector behind one interface (``detectors/base.py``)
+3     losses        training losses: LA-OOD's One-Class SVM term of co-training
 4     pipelines     runs (plan, score, write a run folder), tuning grids, the feature,
                     layer-wise and LA-OOD runs, the FSSD suite's protocol
 5     reports       the release's metric block, tables of the FSSD suite and LA-OOD, figures
@@ -35,4 +36,4 @@ The entry points users know stay at ``code/`` (``main.py``, ``calData.py``, ``ca
 __version__ = "0.1.0"
 
 LAYERS = {"core": 0, "assets": 1, "networks": 2, "datasets": 2, "scoring": 3, "detectors": 3,
-          "pipelines": 4, "reports": 5, "commands": 6, "api": 6}
+          "losses": 3, "pipelines": 4, "reports": 5, "commands": 6, "api": 6}

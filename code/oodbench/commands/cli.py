@@ -52,6 +52,17 @@ def positive_number(text):
     return value
 
 
+def non_negative_number(text):
+    """An argparse type: a finite float >= 0 (a loss weight)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def file_name(text):
     """An argparse type: a name for files under results/ (no folder, no '..')."""
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
@@ -166,12 +177,15 @@ def add_sets_flag(parser, what="every OOD set here"):
                         help=f"the OOD sets (default: {what}); names or folder:PATH / npz:PATH")
 
 
-def add_device_flags(parser):
-    """Where and in what batches to score: --gpu, --device, --batch-size."""
+def add_device_flags(parser, batch=True):
+    """Where and in what batches to score: --gpu, --device, --batch-size (``batch``: the
+    scoring batch flag; a training command defines its own)."""
     parser.add_argument("--gpu", default=0, type=integer(-1),
                         help="CUDA device index; -1 for the CPU. Without CUDA the CPU is used "
                              "(default 0)")
     parser.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (overrides --gpu)")
+    if not batch:
+        return
     parser.add_argument("--batch-size", default=32, type=integer(1),
                         help="images per batch; scores do not depend on it (default 32: "
                              "fastest on a 2-core CPU within 2 GB; larger batches suit GPUs)")

@@ -305,7 +305,8 @@ def from_files(arch=None, weights=None, exported=None, num_classes=None, mean=No
                      rename=(("module.", ""), *rename), feature_layers=feature_layers,
                      laood_layers=0, classes=classes, classifier=classifier,
                      image_size=image_size, weights_file=path, exported=exported is not None,
-                     train_dataset=train_dataset, command=shlex.join(flags))
+                     train_dataset=train_dataset, command=shlex.join(flags),
+                     arch=None if exported is not None else arch)
     problem = probe(registry.build_from(spec, path), spec)
     if problem and penultimate:
         raise UserError(f"--penultimate {penultimate}: {problem}, so it is not the "
@@ -334,3 +335,24 @@ def with_sets(spec, in_dataset=None, train_dataset=None):
                                      classes=spec.num_classes, weights_file=spec.path,
                                      train_dataset=train_dataset, command=shlex.join(flags),
                                      registry_name=spec.name if same_test_set else None))
+
+
+def retrained_flags(spec, weights):
+    """The model flags of ``spec``'s network with the retrained state_dict ``weights`` (the
+    co-training's checkpoints): the same architecture, classes, normalisation, input size,
+    classifier, layers and image sets."""
+    if spec.arch is None:
+        raise UserError(f"{spec.name} is an exported program ({spec.label}): it cannot be "
+                        "retrained here; give its network as --arch ARCH --weights FILE")
+    flags = ["--arch", spec.arch, "--weights", str(Path(weights).resolve()),
+             "--num-classes", str(spec.num_classes), "--mean", ",".join(map(str, spec.mean)),
+             "--std", ",".join(map(str, spec.std)), "--image-size", str(spec.image_size),
+             "--in-dataset", spec.in_dataset]
+    if spec.classifier is not None:
+        flags += ["--penultimate", spec.classifier]
+    given = shlex.split(spec.command)
+    if "--layers" in given:
+        flags += ["--layers", given[given.index("--layers") + 1]]
+    if spec.train_dataset:
+        flags += ["--train-dataset", spec.train_dataset]
+    return flags

@@ -103,6 +103,8 @@ class ModelSpec:
     command: str = ""               # the flags that rebuild it, recorded in run.json
     registry_name: str | None = None  # a registry model fitted on another set: the registry's
     #                                   name (its release settings apply)
+    arch: str | None = None         # --arch of the same network (from_files.OWN_NAMES), for
+    #                                 weights retrained from these (co-training)
 
     @property
     def num_classes(self):
@@ -131,37 +133,41 @@ def _resnet(depth, classes, shortcut):
     return lambda: CifarResNet(depth, classes, shortcut)
 
 
+DENSENET_ARCH, WRN_ARCH = "densenet-bc-100-12", "wrn-28-10"
 ODIN_RELEASE = "ODIN release (CC BY-NC 4.0), https://github.com/facebookresearch/odin"
 AKAMASTER = ("akamaster/pytorch_resnet_cifar10 (BSD-2), "
              "https://github.com/akamaster/pytorch_resnet_cifar10")
 MODELS = {spec.name: spec for spec in [
     ModelSpec("densenet10", "DenseNet-BC-100", "CIFAR-10", _densenet(10), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE),
+              ODIN_RELEASE, arch=DENSENET_ARCH),
     ModelSpec("densenet100", "DenseNet-BC-100", "CIFAR-100", _densenet(100), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE),
+              ODIN_RELEASE, arch=DENSENET_ARCH),
     ModelSpec("wideresnet10", "Wide-ResNet-28-10", "CIFAR-10", _wrn(10), ODIN_MEAN, ODIN_STD,
-              ODIN_RELEASE, feature_layers=WRN_LAYERS, laood_layers=26),
+              ODIN_RELEASE, feature_layers=WRN_LAYERS, laood_layers=26, arch=WRN_ARCH),
     ModelSpec("wideresnet100", "Wide-ResNet-28-10", "CIFAR-100", _wrn(100), ODIN_MEAN, ODIN_STD,
               ODIN_RELEASE + "; the release README links it to the same key as wideresnet10",
-              feature_layers=WRN_LAYERS, laood_layers=26),
+              feature_layers=WRN_LAYERS, laood_layers=26, arch=WRN_ARCH),
     ModelSpec("dice_densenet10", "DenseNet-BC-100 (DICE)", "CIFAR-10", _densenet(10),
               DICE_MEAN, DICE_STD,
-              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
+              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice",
+              arch=DENSENET_ARCH),
     ModelSpec("dice_densenet100", "DenseNet-BC-100 (DICE)", "CIFAR-100", _densenet(100),
               DICE_MEAN, DICE_STD,
-              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice"),
+              "deeplearning-wisc/dice (MIT), https://github.com/deeplearning-wisc/dice",
+              arch=DENSENET_ARCH),
     ModelSpec("necas_densenet10", "DenseNet-BC-100 (Necas)", "CIFAR-10", _densenet(10),
-              ODIN_MEAN, ODIN_STD, "Necas, independent DenseNet-BC-100 training (BSD-3)"),
+              ODIN_MEAN, ODIN_STD, "Necas, independent DenseNet-BC-100 training (BSD-3)",
+              arch=DENSENET_ARCH),
     *[ModelSpec(f"resnet{d}", f"ResNet-{d}", "CIFAR-10", _resnet(d, 10, "A"),
                 IMAGENET_MEAN, IMAGENET_STD, AKAMASTER,
                 rename=(("module.", ""), ("linear.", "fc.")), feature_layers=RESNET_LAYERS,
-                laood_layers=d)
+                laood_layers=d, arch=f"resnet{d}")
       for d in (20, 32, 44, 56)],
     ModelSpec("resnet56_cifar100", "ResNet-56", "CIFAR-100", _resnet(56, 100, "B"),
               CIFAR100_MEAN, CIFAR100_STD,
               "chenyaofo/pytorch-cifar-models (BSD-3), "
               "https://github.com/chenyaofo/pytorch-cifar-models", feature_layers=RESNET_LAYERS,
-              laood_layers=56),
+              laood_layers=56, arch="resnet56-b"),
 ]}
 
 

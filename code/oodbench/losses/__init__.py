@@ -1,0 +1,1 @@
+"""Training losses (layer 3): LA-OOD's One-Class SVM term of co-training."""
