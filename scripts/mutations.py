@@ -138,6 +138,17 @@ MUTATIONS = [
     ("the penultimate feature: the first nn.Linear, not the last",
      "code/oodbench/networks/from_files.py", "            found = name\n",
      "            found = found or name\n"),
+    ("co-training: the OCSVM kernel's exponent sign flipped", "code/oodbench/losses/ocsvm.py",
+     "torch.exp(-self.gamma", "torch.exp(self.gamma"),
+    ("co-training: the OCSVM term raised for the training images' opposite",
+     "code/oodbench/pipelines/cotraining.py", "loss = ce - (lam * term)",
+     "loss = ce + (lam * term)"),
+    ("co-training: the feature statistics' batches combined without their means' spread",
+     "code/oodbench/pipelines/cotraining.py", "delta ** 2 * self.count * n / total", "0"),
+    ("co-training: no horizontal flip", "code/oodbench/pipelines/cotraining.py",
+     "images.flip(-1), images)", "images, images)"),
+    ("co-training: a resumed run's momentum lost", "code/oodbench/pipelines/cotraining.py",
+     '        optimiser.load_state_dict(saved["optimiser"])\n', ""),
 ]
 
 

@@ -241,3 +241,20 @@ def test_a_loss_that_is_not_finite_stops_at_once_and_writes_no_checkpoint(fitted
     with pytest.raises(UserError, match=r"epoch 1, step 1: the loss is not finite"):
         run_cotrain([*small_sets, *FEW, "--out", str(tmp_path / "a"), "--lambda", "1e308"])
     assert not list((tmp_path / "a").glob("epoch*.pt"))
+
+
+def test_the_augmentation_is_a_flip_then_a_crop_of_the_padded_image():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    out = cotraining.augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    flips = offsets = set()
+    for image, seen in zip(images, out):
+        found = [(flip, dy, dx) for flip in (False, True) for dy in range(5) for dx in range(5)
+                 if torch.equal(F.pad(image.flip(-1) if flip else image, (2, 2, 2, 2))
+                                [:, dy:dy + 8, dx:dx + 8], seen)]
+        assert found, "not a crop of the (flipped) padded image"
+        flips = flips | {found[0][0]}
+        offsets = offsets | {found[0][1:]}
+    assert flips == {False, True} and len(offsets) > 10      # both ways, many offsets
+    again = cotraining.augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert torch.equal(out, again)                            # seeded

@@ -28,14 +28,14 @@ from pathlib import Path
 
 from oodbench.commands import cli
 from oodbench.core import files
-from oodbench.core.paths import UserError, report_errors, shown
+from oodbench.core.paths import UserError, models_dir, report_errors, shown
 from oodbench.detectors.laood import GAMMA_GRIDS, SUBSAMPLE
 from oodbench.networks import from_files
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import cotraining
 from oodbench.pipelines.cotraining import Recipe
 
-DEFAULT_OUT = Path("models") / "cotrained"
+COTRAINED = "cotrained"     # under models/
 
 
 def build_parser():
@@ -74,7 +74,7 @@ def build_parser():
 
 def default_out(args):
     seed = f"_seed{args.seed}" if args.seed else ""
-    return DEFAULT_OUT / f"{args.nn}_lambda{args.lam:g}{seed}"
+    return models_dir() / COTRAINED / f"{args.nn}_lambda{args.lam:g}{seed}"
 
 
 def recipe_of(args, spec):

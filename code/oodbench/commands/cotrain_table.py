@@ -41,7 +41,8 @@ def build_parser():
     parser.add_argument("--runs", nargs="+", type=Path, required=True, metavar="DIR",
                         help="co-training folders of this model (cotrain.py --out)")
     parser.add_argument("--epoch", type=cli.integer(1),
-                        help="the checkpoint of each run (default: its last)")
+                        help="the checkpoint of each run (default: its last epoch's); a run "
+                             "still going serves the epochs it has finished")
     parser.add_argument("--methods", default=METHODS,
                         help=f"detectors beside the baseline, ODIN and LA-OOD (default "
                              f"{METHODS}); LA-OOD is fitted as the co-training's runs were "
@@ -65,13 +66,11 @@ def read_run(folder, epoch):
     if not log.is_file():
         raise UserError(f"{folder}: not a co-training folder (no log.jsonl)")
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    if (folder / "partial.pt").exists():
-        raise UserError(f"{folder}: its co-training has not finished (partial.pt): rerun its "
-                        f"command: {lines[0]['command']}")
-    epoch = epoch or lines[0]["recipe"]["epochs"]
-    record = folder / f"epoch{epoch}.json"
+    record = folder / f"epoch{epoch or lines[0]['recipe']['epochs']}.json"
     if not record.is_file():
-        raise UserError(f"{folder}: no checkpoint of epoch {epoch} (epoch<k>.json)")
+        unfinished = (f": its co-training has not finished; rerun its command: "
+                      f"{lines[0]['command']}" if (folder / "partial.pt").exists() else "")
+        raise UserError(f"{folder}: no checkpoint {record.stem}{unfinished}")
     return lines, json.loads(record.read_text())
 
 
