@@ -258,3 +258,20 @@ def test_the_augmentation_is_a_flip_then_a_crop_of_the_padded_image():
     assert flips == {False, True} and len(offsets) > 10      # both ways, many offsets
     again = cotraining.augment(images, torch.Generator().manual_seed(0), pad=2)
     assert torch.equal(out, again)                            # seeded
+
+
+def test_a_run_stopped_in_its_first_epoch_starts_again(
+        fitted, small_sets, tmp_path, monkeypatch, capsys):
+    real_epoch = cotraining.train_epoch
+
+    def stop(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cotraining, "train_epoch", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_cotrain([*small_sets, *FEW, "--out", str(tmp_path / "a")])
+    assert (tmp_path / "a" / "log.jsonl").exists() and not (tmp_path / "a" / "partial.pt").exists()
+    monkeypatch.setattr(cotraining, "train_epoch", real_epoch)
+    run_cotrain([*small_sets, *FEW, "--out", str(tmp_path / "a")])
+    assert "a run stopped in its first epoch; starting again" in capsys.readouterr().out
+    log = (tmp_path / "a" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in log] == [0, 1, 2]

@@ -87,15 +87,19 @@ def recipe_of(args, spec):
 
 
 def check_out(out, recipe, force):
-    """A finished run in ``out`` is kept unless --force; a partial one must be this recipe's
-    (checked when resuming)."""
-    last = out / f"epoch{recipe.epochs}.json"
-    if out.exists() and not (out / "partial.pt").exists() and any(out.iterdir()):
-        if not force:
-            done = " (finished)" if last.exists() else ""
-            raise UserError(f"{shown(out)} holds a co-training run{done}: pass --force to "
-                            "replace it, or give another --out")
-        shutil.rmtree(out)
+    """A run in ``out`` that has written a checkpoint is kept unless --force; one stopped
+    after an epoch resumes (partial.pt, this recipe's: checked when resuming); one stopped
+    before its first epoch ended starts again."""
+    if not out.exists() or (out / "partial.pt").exists() and not force:
+        return
+    if list(out.glob("epoch*.json")) and not force:
+        done = " (finished)" if (out / f"epoch{recipe.epochs}.json").exists() else ""
+        raise UserError(f"{shown(out)} holds a co-training run{done}: pass --force to "
+                        "replace it, or give another --out")
+    if any(out.iterdir()):
+        print(f"note: {shown(out)}: " + ("replaced (--force)" if force else
+                                         "a run stopped in its first epoch; starting again"))
+    shutil.rmtree(out)
 
 
 def run(args):

@@ -306,7 +306,11 @@ def cotrain(recipe, out, options, command, flags_of, save_epochs=SAVE_EPOCHS):
     out.mkdir(parents=True, exist_ok=True)
     partial, log = out / "partial.pt", out / "log.jsonl"
     first = resume(partial, recipe, model, optimiser)
-    if first == 0:
+    if first:       # a line of an epoch whose partial was not written before a stop: dropped
+        kept = [line for line in log.read_text().splitlines()
+                if json.loads(line)["epoch"] <= first]
+        files.write_text(log, "".join(line + "\n" for line in kept))
+    else:
         base = dict(epoch=0, test_accuracy=test_accuracy(model, test, normalise),
                     layers=len(terms), layers_per_step=min(recipe.layers_per_step, len(terms)),
                     recipe=asdict(recipe), command=command, device=str(device))
