@@ -313,6 +313,7 @@ def cotrain(recipe, out, options, command, flags_of, save_epochs=SAVE_EPOCHS):
     else:
         base = dict(epoch=0, test_accuracy=test_accuracy(model, test, normalise),
                     layers=len(terms), layers_per_step=min(recipe.layers_per_step, len(terms)),
+                    support_vectors=[len(fit.support_vectors) for fit in fits.values()],
                     recipe=asdict(recipe), command=command, device=str(device))
         files.write_text(log, json.dumps(base) + "\n")
     taps = Taps(model, list(terms))
