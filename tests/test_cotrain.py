@@ -2,6 +2,7 @@
 vectorised OCSVM term is scikit-learn's score_samples, a step with lambda > 0 raises it, a
 step with lambda 0 is plain fine-tuning, a short run is deterministic and resumes exactly,
 and every misuse is a one-line error before any long work."""
+import csv
 import json
 
 import numpy as np
@@ -275,3 +276,35 @@ def test_a_run_stopped_in_its_first_epoch_starts_again(
     assert "a run stopped in its first epoch; starting again" in capsys.readouterr().out
     log = (tmp_path / "a" / "log.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in log] == [0, 1, 2]
+
+
+def test_the_study_table_sets_the_network_before_and_after_side_by_side(
+        fitted, small_sets, tmp_path, private_outputs):
+    from oodbench.commands import cotrain_table
+    for lam in ("0", "0.01"):
+        run_cotrain([*small_sets, *FEW, "--out", str(tmp_path / lam), "--lambda", lam])
+    cotrain_table.report(cotrain_table.build_parser().parse_args(
+        [*small_sets, "--runs", str(tmp_path / "0.01"), str(tmp_path / "0"), "--sets", "iSUN",
+         "--methods", "energy", "--skip", "20", "--tune-images", "10", "--max-images", "40",
+         "--gpu", "-1"]))
+    (md,) = (private_outputs / "results").glob("cotrain_*.md")
+    assert md.name.endswith("_tune10_sets-iSUN_skip20_n40.md")
+    text = md.read_text()
+    assert "| network | lambda |" in text and "| lambda 0.01 | 0.01 | 2 |" in text
+    header = next(line for line in text.splitlines() if line.startswith("| detector | OOD set"))
+    assert header == "| detector | OOD set | before | lambda 0 | lambda 0.01 |"   # by lambda
+    rows = list(csv.DictReader(md.with_suffix(".csv").open()))
+    assert {r["detector"] for r in rows} == {"MSP (baseline)", "ODIN", "Energy", "LA-OOD"}
+    assert {r["network"] for r in rows} == {"before", "lambda 0", "lambda 0.01"}
+    assert all(0 <= float(r["AUROC"]) <= 100 for r in rows)
+    assert (private_outputs / "figures" / md.with_suffix(".png").name).stat().st_size > 10000
+    # misuse: a run of another network, a folder that is no run, two runs of one lambda
+    with pytest.raises(UserError, match="was co-trained from"):
+        cotrain_table.report(cotrain_table.build_parser().parse_args(
+            ["--nn", "resnet32", "--runs", str(tmp_path / "0")]))
+    with pytest.raises(UserError, match="not a co-training folder"):
+        cotrain_table.report(cotrain_table.build_parser().parse_args(
+            [*small_sets, "--runs", str(tmp_path)]))
+    with pytest.raises(UserError, match="two runs of the same lambda"):
+        cotrain_table.report(cotrain_table.build_parser().parse_args(
+            [*small_sets, "--runs", str(tmp_path / "0"), str(tmp_path / "0")]))
