@@ -123,13 +123,18 @@ def percentile_interval(values, level=LEVEL):
     return float(lower), float(upper)
 
 
+def point_values(in_scores, out_scores):
+    """{metric: value} of AUROC and FPR95 on the images as they are (every weight 1)."""
+    ones_in, ones_out = np.ones((1, len(in_scores))), np.ones((1, len(out_scores)))
+    in_sorted, out_sorted = np.sort(in_scores), np.sort(out_scores)
+    return {name: float(metric(in_sorted, out_sorted, ones_in, ones_out)[0])
+            for name, metric in METRIC_FUNCTIONS.items()}
+
+
 def intervals(in_scores, out_scores, resamples=RESAMPLES, seed=SEED, level=LEVEL):
     """{metric: Interval} of AUROC and FPR95: the value on the images as they are and the
     percentile bootstrap interval."""
     in_scores, out_scores = check_scores(in_scores, out_scores)
-    ones_in, ones_out = np.ones((1, len(in_scores))), np.ones((1, len(out_scores)))
-    in_sorted, out_sorted = np.sort(in_scores), np.sort(out_scores)
     values = replicates(in_scores, out_scores, resamples, seed)
-    return {name: Interval(float(metric(in_sorted, out_sorted, ones_in, ones_out)[0]),
-                           *percentile_interval(values[name], level))
-            for name, metric in METRIC_FUNCTIONS.items()}
+    return {name: Interval(value, *percentile_interval(values[name], level))
+            for name, value in point_values(in_scores, out_scores).items()}
