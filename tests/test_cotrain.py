@@ -291,6 +291,8 @@ def test_the_study_table_sets_the_network_before_and_after_side_by_side(
     assert md.name.endswith("_tune10_sets-iSUN_skip20_n40.md")
     text = md.read_text()
     assert "| network | lambda |" in text and "| lambda 0.01 | 0.01 | 2 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| lambda 0.01 |"))
+    assert len(row.split("|")[7].split(",")) == 2            # the OCSVM term of each epoch
     header = next(line for line in text.splitlines() if line.startswith("| detector | OOD set"))
     assert header == "| detector | OOD set | before | lambda 0 | lambda 0.01 |"   # by lambda
     rows = list(csv.DictReader(md.with_suffix(".csv").open()))

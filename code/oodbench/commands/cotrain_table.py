@@ -102,10 +102,12 @@ def networks_of(args):
                             f"({base_sha[:12]})")
         base_accuracy = lines[0]["test_accuracy"]
         recipes.append(recipe)
-        seconds = [line["seconds"] for line in lines[1:]]
+        trained = [line for line in lines[1:] if line["epoch"] <= record["epoch"]]
+        seconds = [line["seconds"] for line in trained]
         runs.append((Network(str(folder), f"lambda {recipe['lam']:g}", recipe["lam"],
                              record["epoch"], record["sha256"], record["test_accuracy"],
-                             float(np.mean(seconds)) if seconds else None),
+                             float(np.mean(seconds)) if seconds else None,
+                             tuple(line["svm"] for line in trained)),
                      record["model_flags"]))
     lams = [n.lam for n, _ in runs]
     if len(set(lams)) < len(lams):

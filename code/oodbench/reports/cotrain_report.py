@@ -26,6 +26,7 @@ class Network:
     sha256: str
     accuracy: float | None    # on the whole test set
     seconds_per_epoch: float | None
+    svm_terms: tuple = ()     # the OCSVM term's mean per batch in each epoch (log.jsonl)
 
 
 def _cell(value, base):
@@ -41,13 +42,15 @@ def markdown(title, networks, rows, sets, metrics, notes):
     (each co-trained network's change from the base in brackets) and the mean over sets."""
     base = networks[0]
     lines = [title, "", "| network | lambda | epochs | sha256 | test accuracy (%) | "
-             "seconds per epoch |", "|---|---|---|---|---|---|"]
+             "seconds per epoch | OCSVM term per batch, epoch by epoch |",
+             "|---|---|---|---|---|---|---|"]
     for n in networks:
         accuracy = "" if n.accuracy is None else f"{100 * n.accuracy:.2f}"
         seconds = "" if n.seconds_per_epoch is None else f"{n.seconds_per_epoch:.0f}"
         lam = "" if n.lam is None else f"{n.lam:g}"
+        terms = ", ".join(f"{t:.1f}" for t in n.svm_terms)
         lines.append(f"| {n.column} | {lam} | {n.epoch} | `{n.sha256[:12]}` | {accuracy} | "
-                     f"{seconds} |")
+                     f"{seconds} | {terms} |")
     for metric in SHOWN:
         better = "lower" if metric.startswith("FPR") else "higher"
         lines += ["", f"**{metric}** (%, {better} is better; in brackets: the change from "
