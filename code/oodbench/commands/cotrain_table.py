@@ -104,7 +104,7 @@ def networks_of(args):
         recipes.append(recipe)
         trained = [line for line in lines[1:] if line["epoch"] <= record["epoch"]]
         seconds = [line["seconds"] for line in trained]
-        runs.append((Network(str(folder), f"lambda {recipe['lam']:g}", recipe["lam"],
+        runs.append((Network(shown(folder.resolve()), f"lambda {recipe['lam']:g}", recipe["lam"],
                              record["epoch"], record["sha256"], record["test_accuracy"],
                              float(np.mean(seconds)) if seconds else None,
                              tuple(line["svm"] for line in trained)),
