@@ -310,3 +310,14 @@ def test_the_study_table_sets_the_network_before_and_after_side_by_side(
     with pytest.raises(UserError, match="two runs of the same lambda"):
         cotrain_table.report(cotrain_table.build_parser().parse_args(
             [*small_sets, "--runs", str(tmp_path / "0"), str(tmp_path / "0")]))
+
+
+@pytest.mark.parametrize("command", ["cotrain", "cotrain_table"])
+def test_help_explains_each_flag(command, capsys):
+    from oodbench.commands import cotrain_table
+    parser = {"cotrain": cotrain, "cotrain_table": cotrain_table}[command].build_parser()
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "--lambda" in text if command == "cotrain" else "--runs" in text

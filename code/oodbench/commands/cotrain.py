@@ -12,8 +12,8 @@ goes on from the last finished epoch. A finished folder is never replaced withou
 
     python cotrain.py --nn resnet56 --lambda 0.001
     python cotrain.py --nn resnet56 --lambda 0      # the control: plain fine-tuning
-    python laood_table.py $(jq -r '.model_flags | join(" ")' \\
-        models/cotrained/resnet56_lambda0.001/epoch5.json)
+    python laood_table.py --arch resnet56 --weights models/cotrained/... (the model flags
+        it prints at the end, also epoch5.json's model_flags)
 
 Then the co-trained network is a model like any other: every command takes the flags its
 epoch<k>.json records (--arch ... --weights ...), and cotrain_table.py compares it with the

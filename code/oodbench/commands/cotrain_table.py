@@ -25,7 +25,7 @@ from oodbench.core.paths import UserError, figures_dir, report_errors, results_d
 from oodbench.datasets.image_sets import get_ood_set
 from oodbench.detectors.laood import LAOOD
 from oodbench.networks.registry import get_spec, weights_sha256
-from oodbench.pipelines import laood_runs
+from oodbench.pipelines import laood_runs, runs
 from oodbench.reports import cotrain_report
 from oodbench.reports.cotrain_report import Network
 from oodbench.scoring.metrics import exact_metrics
@@ -49,9 +49,10 @@ def build_parser():
                              "(their --subsample and --gamma-grid)")
     parser.add_argument("--sets", nargs="+", metavar="SET", default=list(SETS),
                         help="the OOD sets (default " + " ".join(SETS) + ": the noise sets "
-                             "are at 100% AUROC for every detector here)")
-    parser.add_argument("--skip", type=cli.integer(0), default=1000,
-                        help="images held out at the start of each set (default 1000)")
+                             "are at 100%% AUROC for nearly every detector here)")
+    parser.add_argument("--skip", type=cli.integer(0), default=runs.HELD_OUT,
+                        help=f"images held out at the start of each set (default "
+                             f"{runs.HELD_OUT})")
     parser.add_argument("--max-images", type=cli.integer(1),
                         help="at most this many images a side")
     cli.add_tuning_flags(parser)
@@ -158,7 +159,7 @@ def evaluate(networks, flags, recipe):
 def study_name(args):
     suffix = table.tuning_suffix(args) + (
         "" if args.sets == list(SETS) else "_sets-" + "-".join(args.sets)) + (
-        f"_skip{args.skip}" if args.skip != 1000 else "") + (
+        f"_skip{args.skip}" if args.skip != runs.HELD_OUT else "") + (
         f"_n{args.max_images}" if args.max_images else "") + (
         f"_epoch{args.epoch}" if args.epoch else "")
     return f"cotrain_{args.nn}{suffix}"
