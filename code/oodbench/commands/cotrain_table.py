@@ -159,8 +159,7 @@ def evaluate(networks, flags, recipe):
 def study_name(args):
     suffix = table.tuning_suffix(args) + (
         "" if args.sets == list(SETS) else "_sets-" + "-".join(args.sets)) + (
-        f"_skip{args.skip}" if args.skip != runs.HELD_OUT else "") + (
-        f"_n{args.max_images}" if args.max_images else "") + (
+        runs.range_suffix(args.skip, args.max_images)) + (
         f"_epoch{args.epoch}" if args.epoch else "")
     return f"cotrain_{args.nn}{suffix}"
 
