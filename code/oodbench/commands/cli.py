@@ -41,26 +41,26 @@ def integer(least, most=None):
     return parse
 
 
-def positive_number(text):
-    """An argparse type: a finite float > 0 (a learning rate, a scale)."""
+def finite_number(text, zero_allowed):
+    """``text`` as a finite float > 0 (>= 0 when ``zero_allowed``), else ArgumentTypeError."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not math.isfinite(value) or value < 0 or value == 0 and not zero_allowed:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if zero_allowed else '>'} 0, got {text}")
     return value
+
+
+def positive_number(text):
+    """An argparse type: a finite float > 0 (a learning rate, a scale)."""
+    return finite_number(text, zero_allowed=False)
 
 
 def non_negative_number(text):
     """An argparse type: a finite float >= 0 (a loss weight)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    return finite_number(text, zero_allowed=True)
 
 
 def file_name(text):
