@@ -16,15 +16,28 @@ def test_each_resample_is_the_metric_of_the_resampled_images():
     ins, outs = scores()
     in_w = intervals.resample_counts(len(ins), 20, 0, 0)
     out_w = intervals.resample_counts(len(outs), 20, 0, 1)
-    in_order, out_order = np.argsort(ins), np.argsort(outs)
+    assert (in_w.sum(axis=1) == len(ins)).all() and (out_w.sum(axis=1) == len(outs)).all()
+    found = intervals.resample_values(ins, outs, in_w, out_w)
     for b in range(20):
         picked_in = np.repeat(ins, in_w[b].astype(int))
         picked_out = np.repeat(outs, out_w[b].astype(int))
         expected = metrics.exact_metrics(picked_in, picked_out)
-        for name, metric in intervals.METRIC_FUNCTIONS.items():
-            value = metric(ins[in_order], outs[out_order], in_w[b:b + 1, in_order],
-                           out_w[b:b + 1, out_order])[0]
-            assert value == pytest.approx(expected[name], abs=1e-12), name
+        for name in intervals.BOOTSTRAPPED:
+            assert found[name][b] == pytest.approx(expected[name], abs=1e-12), name
+
+
+def test_the_vectorised_auroc_is_scikit_learns_without_ties_too():
+    rng = np.random.default_rng(5)
+    ins, outs = rng.normal(1, 1, 700), rng.normal(0, 1, 500)
+    assert intervals.point_values(ins, outs) == pytest.approx(
+        {name: metrics.exact_metrics(ins, outs)[name] for name in intervals.BOOTSTRAPPED},
+        abs=1e-12)
+
+
+def test_resamples_draw_uniformly():
+    counts = intervals.resample_counts(50, 400, 0, 0)
+    assert abs(counts.mean() - 1) < 0.02 and abs(counts.var() - (1 - 1 / 50)) < 0.05
+    assert not (counts == intervals.resample_counts(50, 400, 0, 1)).all()   # sides differ
 
 
 def test_the_value_is_the_metric_and_the_interval_holds_it():

@@ -52,3 +52,35 @@ def test_holm_by_hand():
     np.testing.assert_allclose(paired_tests.holm([0.01, 0.04, 0.03, 0.5]),
                                [0.04, 0.09, 0.09, 0.5])
     np.testing.assert_allclose(paired_tests.holm([0.6, 0.6]), [1.0, 1.0])
+
+
+def test_best_group_keeps_the_best_and_the_ties_and_drops_the_clearly_worse():
+    values = {"a": 0.95, "b": 0.94, "c": 0.70}
+    p = {("a", "b"): 0.4, ("a", "c"): 0.001}
+    best, group = paired_tests.best_group(values, lambda x, y: p[x, y], "AUROC")
+    assert (best, group) == ("a", {"a", "b"})
+    # FPR95: lower is better, so the best is the smallest value
+    best, group = paired_tests.best_group({"a": 0.3, "b": 0.1}, lambda x, y: 0.01,
+                                          "FPR at TPR 95%")
+    assert (best, group) == ("b", {"b"})
+
+
+def test_best_group_corrects_for_the_column_by_holm():
+    # alone, p = 0.03 would be significant; beside a second comparison Holm doubles it
+    values = {"a": 0.9, "b": 0.8, "c": 0.85}
+    p = {("a", "b"): 0.03, ("a", "c"): 0.5}
+    assert paired_tests.best_group(values, lambda x, y: p[x, y], "AUROC")[1] == {"a", "b", "c"}
+    assert paired_tests.best_group({"a": 0.9, "b": 0.8}, lambda x, y: 0.03,
+                                   "AUROC")[1] == {"a"}
+
+
+def test_difference_is_first_minus_second_over_the_same_replicates():
+    values = {"x": {"AUROC": 0.9}, "y": {"AUROC": 0.8}}
+    replicates = {"x": {"AUROC": np.linspace(0.85, 0.95, 101)},
+                  "y": {"AUROC": np.linspace(0.75, 0.85, 101)}}
+    found = paired_tests.difference("AUROC", values, replicates, "x", "y")
+    assert found.value == pytest.approx(0.1)
+    assert found.lower == pytest.approx(0.1) and found.upper == pytest.approx(0.1)
+    assert found.p == 0.0
+    assert paired_tests.difference("AUROC", values, replicates, "y", "x").value == \
+        pytest.approx(-0.1)

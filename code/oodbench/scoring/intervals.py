@@ -2,22 +2,30 @@
 arithmetic beside metrics.py).
 
 The in-distribution and the OOD images are resampled independently, with replacement, B
-times. A resample is a vector of counts (how often each image was drawn), so one sort of
-each side's scores serves every resample:
+times. A resample is a row of counts (how often each image was drawn), so one sort of each
+side's scores serves every resample:
 
 - AUROC of resample b = sum_i w_i (weight of OOD scores below s_i + half the weight of
   those equal to it) / (n_in n_out): the Mann-Whitney statistic, ties one half, as
-  scikit-learn's roc_auc_score; the OOD weights' cumulative sums over the sorted OOD scores
-  give each in-distribution score's share by two binary searches;
+  scikit-learn's roc_auc_score; the cumulative OOD counts over the sorted OOD scores give
+  each in-distribution score's share at the positions of two binary searches;
 - FPR95 of resample b: the threshold is the k-th largest in-distribution score counted with
   its weights (k the fewest images that reach TPR 0.95, as metrics.fpr_at_tpr), and the FPR
   the weight of OOD scores at or above it.
 
-The counts come from ``numpy.random.default_rng([seed, chunk])`` for chunks of CHUNK
-resamples, so the intervals depend on the seed and the two set sizes only: not on a batch
-size, the machine's memory or torchrun's ranks.
+Counts are integers throughout, so every resample's value is the metric of its images
+exactly (tests/test_intervals.py checks each against metrics.py). The counts of a side are
+drawn from ``numpy.random.default_rng([seed, side, stream, chunk])``, CHUNK resamples at a
+time: they depend on the seed, the set's size and its stream only, not on a batch size, the
+machine's memory or torchrun's ranks. Every detector scored on the same images gets the same
+resamples (a ``Resampler`` per set), which is what the paired tests of paired_tests.py need;
+the in-distribution side takes stream 0 everywhere (the same test images under every OOD
+set), each OOD set its own stream (``stream_of`` its name), so two OOD sets of one size are
+not resampled in lockstep.
 """
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -25,10 +33,11 @@ from oodbench.core.paths import UserError
 from oodbench.scoring.metrics import TPR_LEVEL
 
 RESAMPLES = 2000
-CHUNK = 250          # resamples drawn (and held in memory) at a time
+CHUNK = 500          # resamples drawn (and held as int64 temporaries) at a time
 LEVEL = 0.95         # two-sided coverage of an interval
 SEED = 0
 MIN_RESAMPLES = 100
+BOOTSTRAPPED = ("AUROC", "FPR at TPR 95%")
 
 
 @dataclass(frozen=True)
@@ -58,15 +67,29 @@ def check_resamples(resamples):
                         f"got {resamples}")
 
 
-def resample_counts(n, resamples, seed, side):
-    """[resamples, n] counts of each image in each resample of one side (0: in, 1: out),
-    drawn chunk by chunk (module docstring)."""
+def stream_of(name):
+    """The resampling stream of an OOD set's name: a fixed number, the same on every run."""
+    return zlib.crc32(name.encode())
+
+
+@lru_cache(maxsize=4)
+def resample_counts(n, resamples, seed, side, stream=0):
+    """[resamples, n] uint8 counts of each image in each resample of one side (0: in,
+    1: out): n draws with replacement per resample, counted by one bincount per chunk.
+    Read-only: cached for the next set of the same size and stream."""
     parts = []
     for chunk, start in enumerate(range(0, resamples, CHUNK)):
-        rng = np.random.default_rng([seed, side, chunk])
         size = min(CHUNK, resamples - start)
-        parts.append(rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64))
-    return np.concatenate(parts)
+        rng = np.random.default_rng([seed, side, stream, chunk])
+        drawn = rng.integers(0, n, size=(size, n))
+        drawn += (np.arange(size) * n)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=size * n)
+        if counts.max() > np.iinfo(np.uint8).max:   # never at n > 1 in practice; be exact
+            raise ValueError("a resample drew one image more than 255 times")
+        parts.append(counts.astype(np.uint8).reshape(size, n))
+    counts = np.concatenate(parts)
+    counts.flags.writeable = False
+    return counts
 
 
 def tpr_count(n_in, level=TPR_LEVEL):
@@ -76,45 +99,77 @@ def tpr_count(n_in, level=TPR_LEVEL):
     return int(counts[np.argmax(counts / n_in >= level)])
 
 
-def weighted_auroc(in_sorted, out_sorted, in_weights, out_weights):
-    """AUROC of each row of weights [B, n_in] and [B, n_out] over scores sorted ascending."""
-    cumulative = np.concatenate([np.zeros((len(out_weights), 1)),
-                                 np.cumsum(out_weights, axis=1)], axis=1)
-    below = cumulative[:, np.searchsorted(out_sorted, in_sorted, side="left")]
-    up_to = cumulative[:, np.searchsorted(out_sorted, in_sorted, side="right")]
-    wins = (in_weights * (below + 0.5 * (up_to - below))).sum(axis=1)
-    return wins / (in_weights.sum(axis=1) * out_weights.sum(axis=1))
+def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVEL):
+    """{metric: [rows] values} of AUROC and FPR at TPR ``level`` for each row of counts
+    ([rows, n_in] and [rows, n_out], in the scores' own order; module docstring)."""
+    in_order, out_order = np.argsort(in_scores), np.argsort(out_scores)
+    in_sorted, out_sorted = in_scores[in_order], out_scores[out_order]
+    below = np.searchsorted(out_sorted, in_sorted, side="left")
+    up_to = np.searchsorted(out_sorted, in_sorted, side="right")
+    ties = bool((below != up_to).any())
+    k = tpr_count(len(in_scores), level)
+    descending = in_sorted[::-1]
+    found = {"AUROC": [], "FPR at TPR 95%": []}
+    for start in range(0, len(in_counts), CHUNK):
+        w = np.take(in_counts[start:start + CHUNK], in_order, axis=1).astype(np.int64)
+        v = np.take(out_counts[start:start + CHUNK], out_order, axis=1)
+        cumulative = np.zeros((len(v), v.shape[1] + 1), np.int64)   # OOD weight below
+        np.cumsum(v, axis=1, out=cumulative[:, 1:])
+        twice = np.take(cumulative, below, axis=1)
+        if ties:
+            twice += np.take(cumulative, up_to, axis=1)
+        else:
+            twice *= 2
+        total_in, total_out = w.sum(axis=1), cumulative[:, -1]
+        found["AUROC"].append((w * twice).sum(axis=1) / (2.0 * total_in * total_out))
+        from_top = np.cumsum(w[:, ::-1], axis=1)
+        threshold = descending[(from_top >= k).argmax(axis=1)]   # every row draws n_in
+        accepted = total_out - cumulative[np.arange(len(v)),
+                                          np.searchsorted(out_sorted, threshold, side="left")]
+        found["FPR at TPR 95%"].append(accepted / total_out)
+    return {name: np.concatenate(values) for name, values in found.items()}
 
 
-def weighted_fpr(in_sorted, out_sorted, in_weights, out_weights, level=TPR_LEVEL):
-    """FPR at TPR ``level`` of each row of weights, scores sorted ascending."""
-    n_in = int(round(in_weights[0].sum()))
-    k = tpr_count(n_in, level)
-    from_top = np.cumsum(in_weights[:, ::-1], axis=1)           # descending scores
-    position = (from_top >= k - 1e-9).argmax(axis=1)
-    threshold = in_sorted[::-1][position]
-    cumulative = np.concatenate([np.zeros((len(out_weights), 1)),
-                                 np.cumsum(out_weights, axis=1)], axis=1)
-    below = cumulative[np.arange(len(out_weights)),
-                       np.searchsorted(out_sorted, threshold, side="left")]
-    total = out_weights.sum(axis=1)
-    return (total - below) / total
+def point_values(in_scores, out_scores):
+    """{metric: value} of AUROC and FPR95 on the images as they are (every count 1)."""
+    in_scores, out_scores = check_scores(in_scores, out_scores)
+    ones_in = np.ones((1, len(in_scores)), np.uint8)
+    ones_out = np.ones((1, len(out_scores)), np.uint8)
+    return {name: float(values[0]) for name, values in
+            resample_values(in_scores, out_scores, ones_in, ones_out).items()}
 
 
-METRIC_FUNCTIONS = {"AUROC": weighted_auroc, "FPR at TPR 95%": weighted_fpr}
+class Resampler:
+    """The B resamples of one pair of sets (n_in and n_out images), drawn once and shared by
+    every detector scored on those images; ``stream``: the OOD side's (``stream_of``)."""
+
+    def __init__(self, n_in, n_out, resamples=RESAMPLES, seed=SEED, stream=0):
+        check_resamples(resamples)
+        self.n_in, self.n_out, self.resamples, self.seed = n_in, n_out, resamples, seed
+        self.stream = stream
+
+    @property
+    def in_counts(self):
+        return resample_counts(self.n_in, self.resamples, self.seed, 0)
+
+    @property
+    def out_counts(self):
+        return resample_counts(self.n_out, self.resamples, self.seed, 1, self.stream)
+
+    def replicates(self, in_scores, out_scores, what="scores"):
+        """{metric: [resamples] values} of AUROC and FPR95 of one detector's scores."""
+        in_scores, out_scores = check_scores(in_scores, out_scores, what)
+        if (len(in_scores), len(out_scores)) != (self.n_in, self.n_out):
+            raise ValueError(f"{what}: {len(in_scores)} + {len(out_scores)} scores for "
+                             f"resamples of {self.n_in} + {self.n_out} images")
+        return resample_values(in_scores, out_scores, self.in_counts, self.out_counts)
 
 
 def replicates(in_scores, out_scores, resamples=RESAMPLES, seed=SEED):
     """{metric: [resamples] values} of AUROC and FPR95 over the bootstrap resamples."""
     in_scores, out_scores = check_scores(in_scores, out_scores)
-    check_resamples(resamples)
-    in_order, out_order = np.argsort(in_scores), np.argsort(out_scores)
-    in_w = resample_counts(len(in_scores), resamples, seed, 0)[:, in_order]
-    out_w = resample_counts(len(out_scores), resamples, seed, 1)[:, out_order]
-    in_sorted, out_sorted = in_scores[in_order], out_scores[out_order]
-    return {name: np.concatenate([
-        metric(in_sorted, out_sorted, in_w[start:start + CHUNK], out_w[start:start + CHUNK])
-        for start in range(0, resamples, CHUNK)]) for name, metric in METRIC_FUNCTIONS.items()}
+    return Resampler(len(in_scores), len(out_scores), resamples, seed).replicates(
+        in_scores, out_scores)
 
 
 def percentile_interval(values, level=LEVEL):
@@ -123,12 +178,9 @@ def percentile_interval(values, level=LEVEL):
     return float(lower), float(upper)
 
 
-def point_values(in_scores, out_scores):
-    """{metric: value} of AUROC and FPR95 on the images as they are (every weight 1)."""
-    ones_in, ones_out = np.ones((1, len(in_scores))), np.ones((1, len(out_scores)))
-    in_sorted, out_sorted = np.sort(in_scores), np.sort(out_scores)
-    return {name: float(metric(in_sorted, out_sorted, ones_in, ones_out)[0])
-            for name, metric in METRIC_FUNCTIONS.items()}
+def interval(value, values, level=LEVEL):
+    """Interval of a metric's ``value`` from its bootstrap ``values`` (percentile)."""
+    return Interval(float(value), *percentile_interval(values, level))
 
 
 def intervals(in_scores, out_scores, resamples=RESAMPLES, seed=SEED, level=LEVEL):
@@ -136,5 +188,5 @@ def intervals(in_scores, out_scores, resamples=RESAMPLES, seed=SEED, level=LEVEL
     percentile bootstrap interval."""
     in_scores, out_scores = check_scores(in_scores, out_scores)
     values = replicates(in_scores, out_scores, resamples, seed)
-    return {name: Interval(value, *percentile_interval(values[name], level))
+    return {name: interval(value, values[name], level)
             for name, value in point_values(in_scores, out_scores).items()}

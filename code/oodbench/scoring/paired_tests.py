@@ -9,7 +9,8 @@
   image: the share of OOD images below it, ties one half) and V01 (per OOD image), their
   covariances over the images, and z = (A_1 - A_2) / sqrt(var) with var = c' (S10 / m +
   S01 / n) c, c = (1, -1).
-- ``holm``: Holm's step-down adjustment of a family of p-values.
+- ``holm``: Holm's step-down adjustment of a family of p-values;
+- ``best_group``: the detectors of a table's column not significantly worse than its best.
 """
 from dataclasses import dataclass
 
@@ -28,6 +29,15 @@ class Difference:
     p: float
 
 
+def difference(name, values, replicates, first, second, level=intervals.LEVEL):
+    """Difference of metric ``name`` between two detectors, ``first`` minus ``second``, from
+    their values and their replicates over the same resamples ({detector: {metric: ...}})."""
+    differences = replicates[first][name] - replicates[second][name]
+    lower, upper = intervals.percentile_interval(differences, level)
+    p = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
+    return Difference(name, values[first][name] - values[second][name], lower, upper, float(p))
+
+
 def paired_bootstrap(first, second, resamples=intervals.RESAMPLES, seed=intervals.SEED,
                      level=intervals.LEVEL):
     """{metric: Difference} of AUROC and FPR95 between two detectors' (in, out) scores of
@@ -37,17 +47,11 @@ def paired_bootstrap(first, second, resamples=intervals.RESAMPLES, seed=interval
     in_b, out_b = intervals.check_scores(in_b, out_b, "second detector")
     if (len(in_a), len(out_a)) != (len(in_b), len(out_b)):
         raise ValueError("a paired comparison needs both detectors' scores of the same images")
-    a = intervals.replicates(in_a, out_a, resamples, seed)
-    b = intervals.replicates(in_b, out_b, resamples, seed)
-    value_a = intervals.point_values(in_a, out_a)
-    value_b = intervals.point_values(in_b, out_b)
-    found = {}
-    for name in intervals.METRIC_FUNCTIONS:
-        differences = a[name] - b[name]
-        lower, upper = intervals.percentile_interval(differences, level)
-        p = min(1.0, 2 * min((differences <= 0).mean(), (differences >= 0).mean()))
-        found[name] = Difference(name, value_a[name] - value_b[name], lower, upper, float(p))
-    return found
+    resampler = intervals.Resampler(len(in_a), len(out_a), resamples, seed)
+    replicates = {0: resampler.replicates(in_a, out_a), 1: resampler.replicates(in_b, out_b)}
+    values = {0: intervals.point_values(in_a, out_a), 1: intervals.point_values(in_b, out_b)}
+    return {name: difference(name, values, replicates, 0, 1, level)
+            for name in intervals.BOOTSTRAPPED}
 
 
 def structural_components(in_scores, out_scores):
@@ -61,10 +65,19 @@ def structural_components(in_scores, out_scores):
 
 def delong(first, second):
     """(AUROC difference first - second, its standard error, two-sided p) by DeLong's test."""
-    (in_a, out_a), (in_b, out_b) = first, second
-    m, n = len(in_a), len(out_a)
-    v10_a, v01_a = structural_components(np.asarray(in_a, float), np.asarray(out_a, float))
-    v10_b, v01_b = structural_components(np.asarray(in_b, float), np.asarray(out_b, float))
+    return delong_of_components(structural_components(*map(_floats, first)),
+                                structural_components(*map(_floats, second)))
+
+
+def _floats(scores):
+    return np.asarray(scores, dtype=np.float64)
+
+
+def delong_of_components(first, second):
+    """delong() from each detector's (V10, V01): compute them once per detector, test every
+    pair."""
+    (v10_a, v01_a), (v10_b, v01_b) = first, second
+    m, n = len(v10_a), len(v01_a)
     difference = v10_a.mean() - v10_b.mean()
     s10, s01 = np.cov(np.stack([v10_a, v10_b])), np.cov(np.stack([v01_a, v01_b]))
     c = np.array([1.0, -1.0])
@@ -84,3 +97,19 @@ def holm(p_values):
     out = np.empty_like(adjusted)
     out[order] = adjusted
     return out
+
+
+def higher_is_better(metric):
+    return not metric.startswith("FPR")
+
+
+def best_group(values, p_against_best, metric, alpha=0.05):
+    """The detectors of one column not significantly worse than its best: the best by value,
+    and every other whose Holm-adjusted p-value against the best (over the column's other
+    detectors) is at least ``alpha``. ``values``: {detector: value}; ``p_against_best``:
+    (best, detector) -> two-sided p of their difference."""
+    pick = max if higher_is_better(metric) else min
+    best = pick(values, key=values.get)
+    others = [d for d in values if d != best]
+    adjusted = holm([p_against_best(best, d) for d in others]) if others else []
+    return best, {best} | {d for d, p in zip(others, adjusted) if p >= alpha}
