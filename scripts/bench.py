@@ -36,6 +36,14 @@ compilation), batch --batch-size:
   v  224x224         ODIN on torchvision's resnet18 (random weights) at 224x224
   w  224x224 fwd     one forward pass of that resnet18, inference mode
 
+Intervals (``--rows i``), no model: every 95% interval and paired test of a comparison the
+size of densenet10's (15 detectors x 7 OOD sets, 9,000 images a side, iSUN 7,925; B = 2,000;
+reports/uncertainty.py) on synthetic scores, beside the per-resample loop it replaces
+(index resamples and scikit-learn's roc_auc_score, AUROC only, timed on 50 resamples of one
+cell and scaled to the table).
+
+  i  intervals   reports/uncertainty.assess of the whole table
+
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
 for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
@@ -46,6 +54,7 @@ for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py
     python scripts/bench.py --rows gn --n 16
     python scripts/bench.py --rows dft --n 7925 --batch-size 128
     python scripts/bench.py --rows euxvw --n 256
+    python scripts/bench.py --rows i
 """
 import argparse
 import json
@@ -84,7 +93,7 @@ ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "f": "feature pass (hooks, inference mode)", "t": "gradient-free detectors (2n images)",
         "e": "ODIN, registry densenet10 (eager)", "u": "ODIN, --arch densenet-bc-100-12",
         "x": "ODIN, densenet10 as --model .pt2", "v": "ODIN, resnet18 at 224x224",
-        "w": "forward, resnet18 at 224x224"}
+        "w": "forward, resnet18 at 224x224", "i": "intervals of a densenet10-sized table"}
 
 
 def own_model(row, device, tmp):
@@ -167,6 +176,35 @@ def detector_costs(spec, batch, device, batch_size):
     return costs
 
 
+def interval_costs():
+    """Row i: the intervals and paired tests of a densenet10-sized comparison, and the naive
+    loop's estimate (module docstring)."""
+    from sklearn.metrics import roc_auc_score
+    from oodbench.reports import uncertainty
+    rng = np.random.default_rng(0)
+    sizes = {"iSUN": 7925, **{f"set{k}": 9000 for k in range(6)}}
+    rows = [f"detector{k}" for k in range(15)]
+    scores = {}
+    for column, n in sizes.items():
+        truth_in, truth_out = rng.normal(1, 1, n), rng.normal(0, 1, n)
+        for row in rows:
+            scores[column, row] = (truth_in + rng.normal(0, 0.5, n),
+                                   truth_out + rng.normal(0, 0.5, n))
+    started = time.perf_counter()
+    found = uncertainty.assess(scores, list(sizes), rows)
+    seconds = time.perf_counter() - started
+    ins, outs = scores["set0", rows[0]]
+    labels = np.r_[np.ones(len(ins)), np.zeros(len(outs))]
+    started = time.perf_counter()
+    for _ in range(50):
+        picked_in = rng.integers(0, len(ins), len(ins))
+        picked_out = rng.integers(0, len(outs), len(outs))
+        roc_auc_score(labels, np.r_[ins[picked_in], outs[picked_out]])
+    naive = (time.perf_counter() - started) / 50 * found.resamples * len(scores)
+    return {"row": "i", "seconds": seconds, "cells": len(scores), "pairs": len(found.pairs),
+            "resamples": found.resamples, "naive_s": naive}
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -174,6 +212,9 @@ def sync(device):
 
 def worker(row, n, device, batch_size, scores_path):
     """Time one row in this process; print a JSON line."""
+    if row == "i":
+        print(json.dumps(interval_costs()))
+        return
     runtime.configure_allocator()
     device = torch.device(device)
     model, spec = (own_model(row, device, Path(tempfile.mkdtemp())) if row in "uxvw"
@@ -307,6 +348,11 @@ def main():
             total = sum(sc for _, sc in r["costs"].values())
             print(f"     all detectors' scoring {total:.1f} s, fitting "
                   f"{sum(f for f, _ in r['costs'].values()):.1f} s once per model")
+            continue
+        if row == "i":
+            print(f"  i  {ROWS[row]:40} {r['seconds']:7.1f} s  ({r['cells']} cells, "
+                  f"{r['pairs']} pairs, B = {r['resamples']:,}); the per-resample loop, AUROC "
+                  f"only: {r['naive_s']:.0f} s (estimated), {r['naive_s'] / r['seconds']:.0f}x")
             continue
         note = f"  (compiled; warm-up {r['warm_up_s']:.0f} s)" if r["compiled"] else ""
         print(f"  {row}  {ROWS[row]:40} {r['images_per_s']:8.1f} img/s  {r['seconds']:7.1f} s  "

@@ -58,6 +58,19 @@ def test_every_detector_on_every_set_here(installed, outputs, capsys):
         for label in ("Mahalanobis", "KNN", "ViM"):
             assert auroc[name, label] > 95, (name, label)
     assert all(40 < auroc["iSUN", label] for label in labels if label != "ASH-S")
+    # every cell with its 95% interval around its value; bold: the best and its ties
+    for r in (r for r in rows if r["detector"]):
+        for metric in ("AUROC", "FPR at TPR 95%"):
+            assert float(r[f"{metric} lower"]) <= float(r[metric]) <= float(r[f"{metric} upper"])
+    assert "±" in md and "Holm-corrected over the column" in md
+    for name in HERE:
+        best = max(auroc[name, label] for label in labels)
+        line = next(line for line in md.split("**AUROC**")[1].splitlines()
+                    if line.startswith(f"| {max(labels, key=lambda x: auroc[name, x])} |"))
+        assert f"**{best:.1f} ±" in line, (name, line)
+    pairs = list(csv.DictReader(open(results_dir() / f"detectors_resnet20_tune4_n{N}_pairs.csv")))
+    assert len(pairs) == (len(HERE) + 1) * 2 * len(labels) * (len(labels) - 1) // 2
+    assert "| iSUN |" in md.split("**Distinguishable pairs**")[1]
 
 
 def test_a_second_comparison_reuses_every_run(installed, outputs, capsys, monkeypatch):

@@ -299,6 +299,12 @@ def test_the_study_table_sets_the_network_before_and_after_side_by_side(
     assert {r["detector"] for r in rows} == {"MSP (baseline)", "ODIN", "Energy", "LA-OOD"}
     assert {r["network"] for r in rows} == {"before", "lambda 0", "lambda 0.01"}
     assert all(0 <= float(r["AUROC"]) <= 100 for r in rows)
+    assert all(float(r["AUROC lower"]) <= float(r["AUROC"]) <= float(r["AUROC upper"])
+               for r in rows)
+    assert "±" in text and "Holm-corrected over the pairs of networks" in text
+    pairs = list(csv.DictReader(md.with_name(md.stem + "_pairs.csv").open()))
+    # per detector: (1 set + the mean) x 2 metrics x 3 pairs of networks
+    assert len(pairs) == 4 * 2 * 2 * 3
     assert (private_outputs / "figures" / md.with_suffix(".png").name).stat().st_size > 10000
     # misuse: a run of another network, a folder that is no run, two runs of one lambda
     with pytest.raises(UserError, match="was co-trained from"):

@@ -147,3 +147,34 @@ def test_calmetric_command_prints_the_hand_case(tmp_path, capsys, mode):
 def test_calmetric_command_on_a_bad_folder(tmp_path, capsys):
     assert calmetric.main([str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_calmetric_ci_prints_each_interval_and_the_paired_difference(tmp_path, capsys):
+    assert calmetric.main([str(hand_run(tmp_path)), "--ci", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "95% bootstrap intervals (200 resamples of the images, seed 0):" in out
+    odin = next(line for line in out.splitlines() if line.strip().startswith("ODIN "))
+    assert "AUROC 75.0% [" in odin and "FPR at TPR 95% 66.7% [" in odin
+    # the baseline is the hand case reflected: AUROC 25%, ODIN ahead by 50 points
+    assert "ODIN - Baseline, AUROC: +50.0 [" in out and "DeLong p = " in out
+    assert calmetric.main([str(hand_run(tmp_path)), "--ci", "--resamples", "200",
+                           "--bootstrap-seed", "1"]) == 0
+    assert capsys.readouterr().out != out                    # the seed decides the resamples
+
+
+def test_calmetric_ci_on_bad_scores(tmp_path, capsys):
+    """Constant scores: a note; one image a side, NaN: one-line errors; B < 100: refused."""
+    flat = tmp_path / "flat"
+    scorefiles.write_scores(flat, 1, 0.0, {("Our", "In"): [0.5] * 4, ("Our", "Out"): [0.5] * 3,
+                                           ("Base", "In"): HAND_IN, ("Base", "Out"): HAND_OUT})
+    assert calmetric.main([str(flat), "--ci", "--resamples", "100"]) == 0
+    assert "ODIN: every image has the same score" in capsys.readouterr().out
+    single = tmp_path / "single"
+    scorefiles.write_scores(single, 1, 0.0, {("Our", "In"): [0.5], ("Our", "Out"): [0.2, 0.1],
+                                             ("Base", "In"): [0.5], ("Base", "Out"): [0.2, 0.1]})
+    assert calmetric.main([str(single), "--ci"]) == 2
+    assert "1 in-distribution score(s): an interval needs at least two" in \
+        capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        calmetric.main([str(flat), "--ci", "--resamples", "50"])
+    assert "must be at least 100, got 50" in capsys.readouterr().err

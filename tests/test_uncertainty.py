@@ -40,8 +40,8 @@ def test_identical_rows_are_never_distinguishable_and_the_poor_always_is():
         assert pair.distinguishable != twins, pair
         if twins:
             assert (pair.difference, pair.lower, pair.upper, pair.p_bootstrap) == (0, 0, 0, 1)
-        assert (pair.p_delong is not None) == (pair.metric == AUROC
-                                              and pair.column != uncertainty.MEAN)
+        by_delong = pair.metric == AUROC and pair.column != uncertainty.MEAN
+        assert (pair.p_delong is not None) == by_delong
 
 
 def test_each_cell_holds_its_metric_and_interval():

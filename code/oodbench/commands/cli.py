@@ -19,6 +19,7 @@ from oodbench.networks import from_files
 from oodbench.networks.registry import MODELS, get_spec
 from oodbench.pipelines.runs import HELD_OUT, RunSettings, ScoringOptions
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
+from oodbench.scoring import intervals
 from oodbench.scoring.metrics import MODES
 
 
@@ -85,6 +86,18 @@ def add_metrics_flag(parser, modes=MODES):
     """--metrics, shared by every command that prints metrics (calMetric.py's too)."""
     parser.add_argument("--metrics", choices=modes, default="exact",
                         help="; ".join(f"{k}: {v}" for k, v in modes.items()) + " (default exact)")
+
+
+def add_interval_flags(parser):
+    """--resamples and --bootstrap-seed: the bootstrap of every table's intervals and paired
+    tests (scoring/intervals.py, reports/uncertainty.py)."""
+    parser.add_argument("--resamples", type=integer(intervals.MIN_RESAMPLES),
+                        default=intervals.RESAMPLES, metavar="B",
+                        help="bootstrap resamples of the images behind each 95%% interval and "
+                             f"paired test (default {intervals.RESAMPLES:,}; at least "
+                             f"{intervals.MIN_RESAMPLES})")
+    parser.add_argument("--bootstrap-seed", type=integer(0), default=intervals.SEED,
+                        metavar="S", help=f"seed of those resamples (default {intervals.SEED})")
 
 
 # The flags of a model from files: given with --nn, each is an error.
@@ -296,6 +309,7 @@ def add_batch_run_flags(parser):
     add_device_flags(parser)
     add_seed_flag(parser)
     add_evaluation_flags(parser)
+    add_interval_flags(parser)
 
 
 def scoring_options(args):

@@ -28,7 +28,9 @@ import argparse
 import csv
 import functools
 import time
+from dataclasses import dataclass
 
+import numpy as np
 from tqdm import tqdm
 
 from oodbench import detectors
@@ -40,7 +42,7 @@ from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import get_ood_set, test_set
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import feature_runs, layerwise_runs, runs, tuning
-from oodbench.reports import figures, metric_block
+from oodbench.reports import figures, metric_block, uncertainty
 from oodbench.scoring.metrics import METRICS
 
 BASELINE, ODIN = "MSP (baseline)", "ODIN"
@@ -63,8 +65,9 @@ def parse_methods(text):
 
 
 def odin_rows(args, options, sets):
-    """{set: (label of the row's settings, metrics or None, reason)} of the baseline and ODIN,
-    from the runs of the model's own results table (table.py's default settings)."""
+    """{set: (label of the row's settings, metrics or None, reason, run folder or None)} of
+    the baseline and ODIN, from the runs of the model's own results table (table.py's default
+    settings)."""
     settings = table.default_settings(args.nn)
     tuner = functools.cache(lambda: tuning.Tuner(args.nn, args.tune_images, options.device,
                                                  options.batch_size, args.seed,
@@ -75,12 +78,14 @@ def odin_rows(args, options, sets):
     for name in sets:
         choice, result, reason = outcomes.of(name, chosen, why_not)
         by = f"T={choice.temperature}, eps={choice.epsilon}, {choice.by}" if choice else ""
-        rows[name] = (by, result, reason)
+        folder = outcomes.folders.get(table.run_key(name, choice)) if result is not None else None
+        rows[name] = (by, result, reason, folder)
     return rows
 
 
 def detector_rows(args, options, sets, methods):
-    """{(set, method label): metrics} and {set: reason it cannot run} of the detectors."""
+    """{(set, method label): metrics}, {set: reason it cannot run} and {(set, method label):
+    (run folder, label)} of the detectors."""
     plans, why_not = {}, {}
     for name in sets:
         for method in methods:
@@ -98,24 +103,26 @@ def detector_rows(args, options, sets, methods):
         for p in tqdm(todo, desc=f"{args.nn}: {len(todo)} detector run(s)", unit="run",
                       dynamic_ncols=True):
             scorer.score(p)
-    metrics = {}
+    metrics, sources = {}, {}
     for (name, method), p in plans.items():
         label = detectors.get_detector(method).label
         metrics[name, label] = metric_block.run_metrics(p.folder, args.metrics,
                                                         p.spec.num_classes)[label]
-    return metrics, why_not
+        sources[name, label] = (p.folder, label)
+    return metrics, why_not, sources
 
 
 def layerwise_rows(args, options, sets):
     """Mahalanobis in full and FSSD, both validations: ({(set, label): metrics},
-    {label: note}, {set: reason it cannot run})."""
+    {label: note}, {set: reason it cannot run}, {(set, label): (run folder, method name)})."""
     num_classes = get_spec(args.nn).num_classes
     folders, why_not = layerwise_runs.run(args.nn, options, sets, args.seed, args.skip,
                                           args.max_images, refresh=args.force)
-    metrics, chosen = {}, {row.label: [] for row in layerwise_runs.ROWS}
+    metrics, chosen, sources = {}, {row.label: [] for row in layerwise_runs.ROWS}, {}
     for (name, row), folder in folders.items():
         metrics[name, row.label] = metric_block.run_metrics(folder, args.metrics,
                                                             num_classes)[row.tag]
+        sources[name, row.label] = (folder, row.tag)
         chosen[row.label].append(f"{get_ood_set(name).label} "
                                  f"{read_run_info(folder)['magnitude']}")
     notes = {}
@@ -128,11 +135,29 @@ def layerwise_rows(args, options, sets):
                             f"{fit} test images against the first {fit} of {against}, eps "
                             f"chosen from a grid of {len(row.grid)} ({source}) on the next "
                             f"{held - fit} of each; eps chosen: " + ", ".join(chosen[row.label]))
-    return metrics, notes, why_not
+    return metrics, notes, why_not, sources
+
+
+@dataclass
+class Comparison:
+    spec: object
+    rows: list            # detector labels, in table order
+    notes: dict           # label -> settings note
+    metrics: dict         # (set, label) -> {metric: value}
+    why_not: dict         # set -> the reason it cannot run here
+    odin_settings: dict   # set -> ODIN's (T, eps) and how they were chosen
+    sources: dict         # (set, label) -> (run folder, method name): the cell's scores
+    sets: list            # the sets asked for, in table order
+    metric_mode: str      # --metrics
+
+    @property
+    def ran(self):
+        """The sets with at least one scored row."""
+        return [s for s in self.sets if any((s, r) in self.metrics for r in self.rows)]
 
 
 def comparison(args):
-    """(rows: [(detector label, settings note)], {(set, label): metrics}, {set: reason})."""
+    """The Comparison of every detector on every OOD set of ``args``."""
     spec = get_spec(cli.resolve_model(args))
     cli.check_validation_set(args)
     runs.check_image_range(args.skip, args.max_images)
@@ -160,17 +185,19 @@ def comparison(args):
             detectors.make(method).check_classes(spec.num_classes)
         except UserError as e:
             unusable[method] = str(e)
-    metrics, why_not = detector_rows(args, options, sets,
-                                     [m for m in methods if m not in unusable])
+    metrics, why_not, sources = detector_rows(args, options, sets,
+                                              [m for m in methods if m not in unusable])
     odin_table = args.nn + table.tuning_suffix(args)   # the model's table over every image
     notes = {BASELINE: "T=1, no perturbation", ODIN: f"(T, eps) of results/{odin_table}.md, "
              f"tuned on the first {args.tune_images} held-out images a side"}
-    for name, (by, result, reason) in odin.items():
+    for name, (by, result, reason, folder) in odin.items():
         if result is None:
             why_not.setdefault(name, reason)
             continue
         metrics[name, BASELINE] = result["Baseline"]
         metrics[name, ODIN] = result["ODIN"]
+        sources[name, BASELINE] = (folder, "Baseline")
+        sources[name, ODIN] = (folder, "ODIN")
     rows = [BASELINE, ODIN]
     for method in methods:
         detector = detectors.make(method)
@@ -181,13 +208,16 @@ def comparison(args):
         if method in unusable:
             notes[detector.label] += f"; not run: {unusable[method]}"
     if args.layerwise:
-        layer_metrics, layer_notes, layer_why_not = layerwise_rows(args, options, sets)
+        layer_metrics, layer_notes, layer_why_not, layer_sources = layerwise_rows(
+            args, options, sets)
         metrics.update(layer_metrics)
+        sources.update(layer_sources)
         notes.update(layer_notes)
         rows += [row.label for row in layerwise_runs.ROWS]
         for name, reason in layer_why_not.items():
             why_not.setdefault(name, reason)
-    return spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets}
+    return Comparison(spec, rows, notes, metrics, why_not, {n: odin[n][0] for n in sets},
+                      sources, sets, args.metrics)
 
 
 def comparison_name(args):
@@ -198,66 +228,108 @@ def comparison_name(args):
     return f"detectors_{args.nn}{methods}{table.protocol_suffix(args)}"
 
 
+def assessment_of(args, found, ran):
+    """The intervals and tests of the table's cells (reports/uncertainty.py), or None when
+    the table shows another definition of the metrics than the exact one they resample."""
+    if args.metrics != "exact":
+        return None
+    return uncertainty.assess(metric_block.cell_scores(found.sources), ran, found.rows,
+                              args.resamples, args.bootstrap_seed)
+
+
+def summary_table(metric, ran, found, assessment):
+    """Markdown lines of one metric: a row per detector, a column per set and the mean."""
+    if assessment is None:
+        caption = (f"**{metric}** (%; no intervals: they are of the exact metrics, and this "
+                   f"table shows --metrics {found.metric_mode})")
+    else:
+        caption = uncertainty.caption(metric, assessment)
+    lines = ["", caption, "",
+             "| detector | " + " | ".join(get_ood_set(s).label for s in ran) + " | mean |",
+             "|---|" + "---|" * (len(ran) + 1)]
+    for row in found.rows:
+        cells = []
+        for column in [*ran, uncertainty.MEAN]:
+            if assessment is not None and (column, row) in assessment.intervals:
+                cells.append(uncertainty.cell(assessment.intervals[column, row][metric],
+                                              assessment.is_best(column, row, metric)))
+            elif column == uncertainty.MEAN:
+                done = [found.metrics[s, row][metric] for s in ran if (s, row) in found.metrics]
+                cells.append(f"{100 * np.mean(done):.1f}" if ran and len(done) == len(ran)
+                             else "")
+            else:
+                value = found.metrics.get((column, row), {}).get(metric)
+                cells.append("" if value is None else f"{100 * value:.1f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return lines
+
+
 @by_leader
-def write_tables(args, spec, rows, notes, metrics, why_not, odin_settings):
-    """results/<comparison_name>.md and .csv; returns the markdown."""
-    ran = [s for s in table.sets_of(args) if any((s, r) in metrics for r in rows)]
-    lines = [f"{args.nn} ({spec.label}, {spec.in_dataset}): every detector on every OOD set "
-             f"here. {args.metrics.capitalize()} metrics, %; in-distribution is the positive "
-             f"class; images from index {args.skip} of each set"
+def write_tables(args, found, assessment=None):
+    """results/<comparison_name>.md and .csv (and _pairs.csv with an assessment); returns
+    the markdown."""
+    ran = found.ran
+    lines = [f"{args.nn} ({found.spec.label}, {found.spec.in_dataset}): every detector on every "
+             f"OOD set here. {args.metrics.capitalize()} metrics, %; in-distribution is the "
+             f"positive class; images from index {args.skip} of each set"
              + (f", at most {args.max_images} a side" if args.max_images else "") + "."]
     for metric in SUMMARY:
-        better = "lower" if metric.startswith("FPR") else "higher"
-        lines += ["", f"**{metric}** ({better} is better; best of each column in bold)", "",
-                  "| detector | " + " | ".join(get_ood_set(s).label for s in ran) + " | mean |",
-                  "|---|" + "---|" * (len(ran) + 1)]
-        shown = {(s, r): f"{100 * m[metric]:.1f}" for (s, r), m in metrics.items()}
-        best = {s: (min if better == "lower" else max)(
-            float(shown[s, r]) for r in rows if (s, r) in shown) for s in ran}
-        for row in rows:
-            cells = []
-            for s in ran:
-                text = shown.get((s, row), "")
-                cells.append(f"**{text}**" if text and float(text) == best[s] else text)
-            done = [metrics[s, row][metric] for s in ran if (s, row) in metrics]
-            mean = f"{100 * sum(done) / len(done):.1f}" if len(done) == len(ran) and ran else ""
-            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean} |")
+        lines += summary_table(metric, ran, found, assessment)
+    name = comparison_name(args)
+    if assessment is not None:
+        lines += [""] + uncertainty.pairs_summary(
+            assessment, ran, {s: get_ood_set(s).label for s in ran})
+        uncertainty.write_pairs_csv(results_dir() / f"{name}_pairs.csv", assessment)
     lines += ["", "| detector | settings |", "|---|---|"]
-    lines += [f"| {row} | {notes[row]} |" for row in rows]
+    lines += [f"| {row} | {found.notes[row]} |" for row in found.rows]
     lines += ["", "ODIN's (T, eps) per set: " + "; ".join(
-        f"{get_ood_set(s).label}: {odin_settings[s]}" for s in ran if odin_settings.get(s)) + "."]
-    missing = [f"- {get_ood_set(s).label}: {r}" for s, r in why_not.items() if s not in ran]
+        f"{get_ood_set(s).label}: {found.odin_settings[s]}" for s in ran
+        if found.odin_settings.get(s)) + "."]
+    missing = [f"- {get_ood_set(s).label}: {r}" for s, r in found.why_not.items()
+               if s not in ran]
     if missing:
         lines += ["", "Not run here:"] + missing
     text = "\n".join(lines) + "\n"
     results_dir().mkdir(parents=True, exist_ok=True)
-    name = comparison_name(args)
     files.write_text(results_dir() / f"{name}.md", text)
     with files.writing(results_dir() / f"{name}.csv", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["ood_set", "detector", *METRICS, "note"])
+        out.writerow(["ood_set", "detector", *METRICS, *uncertainty.interval_fields(), "note"])
         for s in table.sets_of(args):
             if s not in ran:
-                out.writerow([s, "", *[""] * len(METRICS), why_not.get(s, "")])
+                out.writerow([s, "", *[""] * (len(METRICS) + 2 * len(uncertainty.METRICS)),
+                              found.why_not.get(s, "")])
                 continue
-            for row in rows:
-                if (s, row) in metrics:
-                    out.writerow([s, row, *(f"{100 * metrics[s, row][m]:.2f}" for m in METRICS),
+            for row in found.rows:
+                if (s, row) in found.metrics:
+                    out.writerow([s, row, *(f"{100 * found.metrics[s, row][m]:.2f}"
+                                            for m in METRICS),
+                                  *(uncertainty.interval_cells(assessment, s, row)
+                                    if assessment else [""] * 2 * len(uncertainty.METRICS)),
                                   ""])
-    return text, ran
+    return text
 
 
 def report(args):
     started = time.time()
-    spec, rows, notes, metrics, why_not, odin_settings = comparison(args)
-    text, ran = write_tables(args, spec, rows, notes, metrics, why_not, odin_settings)
+    found = comparison(args)
+    assessment = assessment_of(args, found, found.ran)
+    text = write_tables(args, found, assessment)
     figure = figures.draw_detector_heatmaps(
-        {(s, r): m for (s, r), m in metrics.items() if s in ran}, rows,
-        [(s, get_ood_set(s).label) for s in ran], f"{args.nn} ({spec.label}, {spec.in_dataset})",
+        {(s, r): m for (s, r), m in found.metrics.items() if s in found.ran}, found.rows,
+        [(s, get_ood_set(s).label) for s in found.ran],
+        f"{args.nn} ({found.spec.label}, {found.spec.in_dataset})",
         figures_dir() / f"{comparison_name(args)}.png")
+    written = [figure]
+    if assessment is not None:
+        written.append(figures.draw_forest(
+            assessment, found.rows, [(s, get_ood_set(s).label) for s in found.ran],
+            f"{args.nn}: each detector with its 95% intervals",
+            figures_dir() / f"{comparison_name(args)}_intervals.png"))
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: "
-          f"{shown(results_dir() / f'{comparison_name(args)}.md')} (and .csv), {shown(figure)}")
+          f"{shown(results_dir() / f'{comparison_name(args)}.md')} (and .csv, _pairs.csv), "
+          + ", ".join(shown(p) for p in written))
 
 
 def build_parser():

@@ -5,7 +5,9 @@ lambda, its last or --epoch checkpoint): the test accuracy, and AUROC / FPR95 pe
 LA-OOD and of the other detectors (default: ODIN, Energy, KNN, Mahalanobis, and the MSP
 baseline), each network evaluated exactly as compare.py evaluates a model: its own feature
 pass, LA-OOD's One-Class SVMs refitted on its own features, ODIN's (T, eps) tuned on its own
-held-out images. Writes results/cotrain_<model>[_n<N>...].md and .csv and
+held-out images; every value with its 95% bootstrap interval, every change from the base
+network with a paired test (reports/uncertainty.py). Writes
+results/cotrain_<model>[_n<N>...].md, .csv and _pairs.csv and
 figures/cotrain_<model>[...].png.
 
     python cotrain_table.py --nn resnet56 --runs models/cotrained/resnet56_lambda0 \\
@@ -26,7 +28,7 @@ from oodbench.datasets.image_sets import get_ood_set
 from oodbench.detectors.laood import LAOOD
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import laood_runs, runs
-from oodbench.reports import cotrain_report
+from oodbench.reports import cotrain_report, metric_block, uncertainty
 from oodbench.reports.cotrain_report import Network
 from oodbench.scoring.metrics import exact_metrics
 
@@ -58,6 +60,7 @@ def build_parser():
     cli.add_tuning_flags(parser)
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
+    cli.add_interval_flags(parser)
     return parser
 
 
@@ -123,37 +126,53 @@ def networks_of(args):
 
 
 def laood_metrics(args, recipe):
-    """{(set, 'LA-OOD'): metrics} of the network ``args`` gives, LA-OOD's One-Class SVMs
-    fitted on its own features with the co-training's subsample and gamma grid."""
+    """({(set, 'LA-OOD'): metrics}, {(set, 'LA-OOD'): (in scores, OOD scores)}) of the
+    network ``args`` gives, LA-OOD's One-Class SVMs fitted on its own features with the
+    co-training's subsample and gamma grid."""
     options = cli.scoring_options(args)
     _, results, _, _ = laood_runs.evaluate(args.nn, options, args.sets, recipe["subsample"],
                                            args.seed, skip=args.skip,
                                            max_images=args.max_images,
                                            gamma_grid=recipe["gamma_grid"])
-    found = {}
-    for name, scores in results.items():
-        ins, outs, _, _ = scores.laood()
+    found, scores = {}, {}
+    for name, result in results.items():
+        ins, outs, _, _ = result.laood()
         found[name, LAOOD.label] = exact_metrics(ins, outs)
-    return found
+        scores[name, LAOOD.label] = (ins, outs)
+    return found, scores
 
 
 def evaluate(networks, flags, recipe):
     """{(network name, set, detector label): metrics}, the detector rows, the sets that ran,
-    the notes: each network through compare.py's comparison (and LA-OOD's own run)."""
-    metrics, rows, ran, notes = {}, None, {}, []
+    the notes, and {(network name, set, detector label): (in scores, OOD scores)}: each
+    network through compare.py's comparison (and LA-OOD's own run)."""
+    metrics, rows, ran, notes, scores = {}, None, {}, [], {}
     for network, model_flags in networks:
         args = compare.build_parser().parse_args(model_flags + flags)
-        spec, rows, _, found, why_not, odin = compare.comparison(args)
-        found.update(laood_metrics(args, recipe))
-        rows = rows + [LAOOD.label]
-        for (name, row), m in found.items():
+        found = compare.comparison(args)
+        laood_found, laood_scores = laood_metrics(args, recipe)
+        cell_scores = metric_block.cell_scores(found.sources) | laood_scores
+        rows = found.rows + [LAOOD.label]
+        for (name, row), m in (found.metrics | laood_found).items():
             metrics[network.name, name, row] = m
+            scores[network.name, name, row] = cell_scores[name, row]
             ran[name] = get_ood_set(name).label
         notes.append(f"- {network.column} ({args.nn}): ODIN's (T, eps): " + "; ".join(
-            f"{get_ood_set(s).label} {by}" for s, by in odin.items() if by) + ".")
+            f"{get_ood_set(s).label} {by}" for s, by in found.odin_settings.items() if by)
+            + ".")
         notes += [f"- {network.column}: {get_ood_set(s).label} not run: {r}"
-                  for s, r in why_not.items()]
-    return metrics, rows, list(ran.items()), notes
+                  for s, r in found.why_not.items()]
+    return metrics, rows, list(ran.items()), notes, scores
+
+
+def assess(nets, rows, sets, scores, args):
+    """{detector label: uncertainty.Assessment} of each detector: its sets as columns, the
+    networks as rows (the same images under every network, so the pairs are paired)."""
+    return {row: uncertainty.assess({(s, n.name): scores[n.name, s, row] for n in nets
+                                     for s, _ in sets if (n.name, s, row) in scores},
+                                    [s for s, _ in sets], [n.name for n in nets],
+                                    args.resamples, args.bootstrap_seed)
+            for row in rows}
 
 
 def study_name(args):
@@ -172,10 +191,11 @@ def report(args):
         get_ood_set(name)
     spec = get_spec(args.nn)
     args.metrics = "exact"
-    metrics, rows, sets, notes = evaluate(networks, passed_flags(args), recipe)
+    metrics, rows, sets, notes, scores = evaluate(networks, passed_flags(args), recipe)
     if not sets:
         raise UserError("no OOD set could be scored")
     nets = [n for n, _ in networks]
+    assessments = assess(nets, rows, sets, scores, args)
     name = study_name(args)
     images = (f"at most {args.max_images} images a side" if args.max_images else
               "every image")
@@ -183,20 +203,22 @@ def report(args):
              f"network evaluated as compare.py does (its own feature pass, LA-OOD refitted on "
              f"its features, ODIN tuned on its first {args.tune_images} held-out images a "
              f"side); images from index {args.skip} of each set, {images}.")
-    text = cotrain_report.markdown(title, nets, rows, sets, metrics,
+    text = cotrain_report.markdown(title, nets, rows, sets, assessments,
                                    ["Notes:"] + notes + [
                                        "- Checkpoints: " + "; ".join(
                                            f"{n.column}: {n.name}, epoch {n.epoch}"
                                            for n in nets[1:]) + "."])
     results_dir().mkdir(parents=True, exist_ok=True)
     files.write_text(results_dir() / f"{name}.md", text)
-    cotrain_report.write_csv(results_dir() / f"{name}.csv", nets, rows, sets, metrics)
+    cotrain_report.write_csv(results_dir() / f"{name}.csv", nets, rows, sets, metrics,
+                             assessments)
+    cotrain_report.write_pairs_csv(results_dir() / f"{name}_pairs.csv", assessments)
     picture = cotrain_report.figure(figures_dir() / f"{name}.png",
                                     f"{args.nn}: AUROC before and after co-training",
                                     nets, rows, sets, metrics)
     print(text)
     print(f"wall {time.time() - started:.0f} s. Written: {shown(results_dir() / name)}.md "
-          f"(and .csv), {shown(picture)}")
+          f"(and .csv, _pairs.csv), {shown(picture)}")
 
 
 def main(argv=None):

@@ -40,7 +40,7 @@ from oodbench.core.shards import by_leader
 from oodbench.datasets.image_sets import OOD_SETS, get_ood_set, set_tag, test_set
 from oodbench.networks.registry import get_spec, weights_sha256
 from oodbench.pipelines import runs, tuning
-from oodbench.reports import figures, metric_block
+from oodbench.reports import figures, metric_block, uncertainty
 from oodbench.scoring.metrics import METRICS
 
 # The release README's eps at T = 1000 (SPEC-odin.md).
@@ -201,8 +201,29 @@ def evaluate(args, wanted, options):
     return Outcomes(metrics, {k: p.folder for k, p in plans.items()}, failed)
 
 
-def percent_pair(result, metric):
-    return f"{100 * result['Baseline'][metric]:.1f} / {100 * result['ODIN'][metric]:.1f}"
+def percent_pair(result, metric, assessment=None, name=None):
+    """A main table's cell 'baseline / ODIN' of one metric: each with its interval (and in
+    bold when not significantly worse than the other) where ``assessment`` has them."""
+    if assessment is None or metric not in uncertainty.METRICS:
+        return f"{100 * result['Baseline'][metric]:.1f} / {100 * result['ODIN'][metric]:.1f}"
+    return " / ".join(uncertainty.cell(assessment.intervals[name, method][metric],
+                                       assessment.is_best(name, method, metric))
+                      for method in ("Baseline", "ODIN"))
+
+
+def odin_assessment(args, sets, chosen, why_not, outcomes):
+    """The intervals and paired tests of the baseline and ODIN per set (reports/
+    uncertainty.py), or None where the table shows other than the exact metrics."""
+    if args.metrics != "exact":
+        return None
+    sources = {}
+    for name in sets:
+        choice, result, _ = outcomes.of(name, chosen, why_not)
+        if result is not None:
+            folder = outcomes.folders[run_key(name, choice)]
+            sources |= {(name, m): (folder, m) for m in ("Baseline", "ODIN")}
+    return uncertainty.assess(metric_block.cell_scores(sources), sets, ["Baseline", "ODIN"],
+                              args.resamples, args.bootstrap_seed, mean=False)
 
 
 def percents(result, method):
@@ -220,12 +241,20 @@ def header(nn, args, what):
 def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     """results/<table_name>.md (rows: OOD sets; cells 'baseline / ODIN') and its .csv."""
     name_of_table = table_name(nn, settings, args)
-    lines = [header(nn, args, f"baseline / ODIN, (T, eps) by '{settings}'"), "",
-             "| OOD set | T | eps | chosen by | " + " | ".join(METRICS) + " |",
-             "|" + "---|" * (len(METRICS) + 4)]
+    assessment = odin_assessment(args, sets_of(args), chosen, why_not, outcomes)
+    lines = [header(nn, args, f"baseline / ODIN, (T, eps) by '{settings}'"), ""]
+    if assessment is not None:
+        lines += [f"FPR at TPR 95% and AUROC with ± the 95% bootstrap interval over "
+                  f"{assessment.resamples:,} resamples of the images, its larger side (the "
+                  "ends in the CSV); bold: the better of the two and the other too where a "
+                  "paired test (FPR95: paired bootstrap; AUROC: DeLong) cannot tell them "
+                  f"apart at alpha = {uncertainty.ALPHA}.", ""]
+    lines += ["| OOD set | T | eps | chosen by | " + " | ".join(METRICS) + " |",
+              "|" + "---|" * (len(METRICS) + 4)]
+    blank = [""] * 2 * len(uncertainty.METRICS)
     with files.writing(results_dir() / f"{name_of_table}.csv", newline="") as f:
         out = csv.writer(f)
-        out.writerow([*TABLE_FIELDS, *METRICS, "note"])
+        out.writerow([*TABLE_FIELDS, *METRICS, *uncertainty.interval_fields(), "note"])
         for name in sets_of(args):
             choice, result, reason = outcomes.of(name, chosen, why_not)
             t, e, by = (choice.temperature, choice.epsilon, choice.by) if choice else ("", "", "")
@@ -233,12 +262,14 @@ def write_main_table(nn, args, settings, chosen, why_not, outcomes):
             if result is None:
                 lines.append(f"| {label} | {t} | {e} | {by} | {reason} |"
                              + " |" * (len(METRICS) - 1))
-                out.writerow([name, t, e, by, "", *[""] * len(METRICS), reason])
+                out.writerow([name, t, e, by, "", *[""] * len(METRICS), *blank, reason])
                 continue
-            lines.append(f"| {label} | {t} | {e} | {by} | "
-                         + " | ".join(percent_pair(result, m) for m in METRICS) + " |")
+            lines.append(f"| {label} | {t} | {e} | {by} | " + " | ".join(
+                percent_pair(result, m, assessment, name) for m in METRICS) + " |")
             for method in ("Baseline", "ODIN"):
-                out.writerow([name, t, e, by, method, *percents(result, method), ""])
+                out.writerow([name, t, e, by, method, *percents(result, method),
+                              *(uncertainty.interval_cells(assessment, name, method)
+                                if assessment else blank), ""])
     text = "\n".join(lines) + "\n"
     files.write_text(results_dir() / f"{name_of_table}.md", text)
     return text

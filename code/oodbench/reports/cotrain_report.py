@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from oodbench.core import files
+from oodbench.reports import uncertainty
 from oodbench.reports.figures import save
 from oodbench.scoring.metrics import METRICS
 
@@ -29,17 +30,31 @@ class Network:
     svm_terms: tuple = ()     # the OCSVM term's mean per batch in each epoch (log.jsonl)
 
 
-def _cell(value, base):
-    if value is None:
-        return ""
-    if base is None:
-        return f"{100 * value:.1f}"
-    return f"{100 * value:.1f} ({100 * (value - base):+.1f})"
+def _cells(assessment, column, networks, metric):
+    """The cells of one (set or MEAN) row: each network's value ± its interval, and for a
+    co-trained network the change from the base, in bold where the paired test tells them
+    apart (Holm over the networks' pairs)."""
+    base = networks[0]
+    found = {n.name: assessment.intervals.get((column, n.name)) for n in networks}
+    cells = []
+    for i, n in enumerate(networks):
+        if found[n.name] is None:
+            cells.append("")
+            continue
+        text = uncertainty.cell(found[n.name][metric])
+        if i > 0 and found[base.name] is not None:
+            change = f"{100 * (found[n.name][metric].value - found[base.name][metric].value):+.1f}"
+            pair = assessment.pair(column, metric, base.name, n.name)
+            text += f" (**{change}**)" if pair is not None and pair.distinguishable else \
+                f" ({change})"
+        cells.append(text)
+    return cells
 
 
-def markdown(title, networks, rows, sets, metrics, notes):
+def markdown(title, networks, rows, sets, assessments, notes):
     """The study as markdown: the networks, then per metric one table of detector x set rows
-    (each co-trained network's change from the base in brackets) and the mean over sets."""
+    (each co-trained network's change from the base in brackets) and the mean over sets.
+    ``assessments``: {detector label: uncertainty.Assessment of its sets x networks}."""
     base = networks[0]
     lines = [title, "", "| network | lambda | epochs | sha256 | test accuracy (%) | "
              "seconds per epoch | OCSVM term per batch, epoch by epoch |",
@@ -51,35 +66,34 @@ def markdown(title, networks, rows, sets, metrics, notes):
         terms = ", ".join(f"{t:.1f}" for t in n.svm_terms)
         lines.append(f"| {n.column} | {lam} | {n.epoch} | `{n.sha256[:12]}` | {accuracy} | "
                      f"{seconds} | {terms} |")
+    resamples = next(iter(assessments.values())).resamples
     for metric in SHOWN:
         better = "lower" if metric.startswith("FPR") else "higher"
-        lines += ["", f"**{metric}** (%, {better} is better; in brackets: the change from "
-                      f"{base.column})", "",
+        test = "DeLong's test" if metric == "AUROC" else "a paired bootstrap"
+        lines += ["", f"**{metric}** (%, {better} is better; ± the 95% bootstrap interval over "
+                      f"{resamples:,} resamples of the images, its larger side; in brackets: "
+                      f"the change from {base.column}, bold where {test} tells the two "
+                      "networks apart, Holm-corrected over the pairs of networks of each cell "
+                      f"row, alpha = {uncertainty.ALPHA}; the mean rows by a paired bootstrap "
+                      "of the mean over the sets)", "",
                   "| detector | OOD set | " + " | ".join(n.column for n in networks) + " |",
                   "|---|---|" + "---|" * len(networks)]
         for row in rows:
-            means = {}
             for name, label in sets:
-                values = [metrics.get((n.name, name, row), {}).get(metric) for n in networks]
-                for n, v in zip(networks, values):
-                    means.setdefault(n.name, []).append(v)
-                lines.append(f"| {row} | {label} | " + " | ".join(
-                    _cell(v, None if i == 0 or values[0] is None else values[0])
-                    for i, v in enumerate(values)) + " |")
-            mean = [None if None in means[n.name] else float(np.mean(means[n.name]))
-                    for n in networks]
+                lines.append(f"| {row} | {label} | "
+                             + " | ".join(_cells(assessments[row], name, networks, metric))
+                             + " |")
             lines.append(f"| **{row}** | **mean** | " + " | ".join(
-                _cell(v, None if i == 0 or mean[0] is None else mean[0])
-                for i, v in enumerate(mean)) + " |")
+                _cells(assessments[row], uncertainty.MEAN, networks, metric)) + " |")
     lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path, networks, rows, sets, metrics):
+def write_csv(path, networks, rows, sets, metrics, assessments):
     with files.writing(path, newline="") as f:
         out = csv.writer(f)
         out.writerow(["network", "lambda", "epoch", "sha256", "test_accuracy", "detector",
-                      "ood_set", *METRICS])
+                      "ood_set", *METRICS, *uncertainty.interval_fields()])
         for n in networks:
             for row in rows:
                 for name, _ in sets:
@@ -88,7 +102,20 @@ def write_csv(path, networks, rows, sets, metrics):
                         continue
                     out.writerow([n.column, "" if n.lam is None else n.lam, n.epoch, n.sha256,
                                   "" if n.accuracy is None else f"{100 * n.accuracy:.2f}", row,
-                                  name, *(f"{100 * m[k]:.2f}" for k in METRICS)])
+                                  name, *(f"{100 * m[k]:.2f}" for k in METRICS),
+                                  *uncertainty.interval_cells(assessments[row], name, n.name)])
+
+
+def write_pairs_csv(path, assessments):
+    """Every pair of networks per (detector, set): reports/uncertainty.py's pairs."""
+    with files.writing(path, newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["detector", "ood_set", "metric", "first", "second", "difference",
+                      "lower", "upper", "p_bootstrap", "p_delong", "p_holm", "distinguishable"])
+        for row, assessment in assessments.items():
+            for p in assessment.pairs:
+                out.writerow([row, *uncertainty.pair_cells(p)])
+    return path
 
 
 def figure(path, title, networks, rows, sets, metrics):

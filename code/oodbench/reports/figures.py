@@ -138,6 +138,49 @@ def draw_detector_heatmaps(metrics, rows, sets, title, path):
     return path
 
 
+def draw_forest(assessment, rows, sets, title, path, mean="mean"):
+    """A forest plot of a comparison: per detector (a band of rows) each set's AUROC and
+    FPR95 with its 95% interval, the mean over the sets in black; a filled marker where the
+    detector is in its column's best group (reports/uncertainty.py), hollow where it is
+    significantly worse. ``sets``: [(set, label)]. Returns ``path``."""
+    columns = [*sets, (mean, "mean over the sets")]
+    colours = dict(zip([s for s, _ in sets], plt.cm.tab10.colors))
+    colours[mean] = "black"
+    step = 0.8 / len(columns)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.9 + 0.55 * len(rows)), sharey=True)
+    panels = (("AUROC", "AUROC (%), higher is better"),
+              ("FPR at TPR 95%", "FPR at 95% TPR (%), lower is better"))
+    for ax, (metric, name) in zip(axes, panels):
+        for i, row in enumerate(rows):
+            for j, (column, label) in enumerate(columns):
+                found = assessment.intervals.get((column, row))
+                if found is None:
+                    continue
+                value = found[metric]
+                y = i - 0.4 + (j + 0.5) * step
+                filled = assessment.is_best(column, row, metric)
+                ax.errorbar(100 * value.value, y, xerr=[[100 * (value.value - value.lower)],
+                                                        [100 * (value.upper - value.value)]],
+                            fmt="D" if column == mean else "o", ms=4, lw=1, capsize=1.5,
+                            color=colours[column], mfc=colours[column] if filled else "white",
+                            label=label if i == 0 else None)
+        ax.set_yticks(range(len(rows)), rows, fontsize=8)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        for i in range(len(rows) - 1):
+            ax.axhline(i + 0.5, color="0.85", lw=0.5)
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="x", lw=0.4)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(columns), 5), fontsize=7,
+               title="filled: not significantly worse than the column's best; hollow: worse",
+               title_fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.9 / (1.9 + 0.55 * len(rows)), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, path)
+    return path
+
+
 def figure_path(nn, name):
     """figures/<model>/<name>.png, its folder created."""
     folder = figures_dir() / nn

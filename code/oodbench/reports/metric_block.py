@@ -9,6 +9,7 @@ the release's ``paper`` sweep, or the FSSD repository's AUROC, AUPRC and FPR at 
 """
 from oodbench.core import scorefiles
 from oodbench.core.paths import UserError
+from oodbench.reports import uncertainty
 from oodbench.scoring.metrics import compute
 
 
@@ -48,6 +49,24 @@ def run_metrics(folder, mode="exact", num_classes=None):
     return result
 
 
+def run_scores(folder):
+    """{method name: (in-distribution scores, OOD scores)} of a run folder, named as
+    run_metrics names its columns."""
+    scorefiles.check(folder)
+    return {scorefiles.method_name(tag): scorefiles.read_scores(folder, tag)[1:]
+            for tag in scorefiles.methods_in(folder)}
+
+
+def cell_scores(sources):
+    """{cell: (in scores, OOD scores)} from {cell: (run folder, method name)}, each folder
+    read once: the input of reports/uncertainty.assess."""
+    read = {}
+    for folder, _ in sources.values():
+        if folder not in read:
+            read[folder] = run_scores(folder)
+    return {cell: read[folder][name] for cell, (folder, name) in sources.items()}
+
+
 def column_title(name):
     return "Our Method" if name == "ODIN" else name   # the release's wording
 
@@ -68,7 +87,9 @@ def metric_block(result, architecture="unknown", in_dataset="unknown", out_datas
     return "\n".join(lines)
 
 
-def print_metrics(folder, mode, num_classes=None):
+def print_metrics(folder, mode, num_classes=None, resamples=None, seed=0):
+    """The metric block of a run folder; with ``resamples``, the bootstrap intervals of its
+    AUROC and FPR95 and the paired differences of its methods beneath."""
     info = scorefiles.read_run_info(folder)
     result = run_metrics(folder, mode, num_classes or info.get("num_classes"))
     print(metric_block(result, info.get("architecture", "unknown"),
@@ -76,3 +97,8 @@ def print_metrics(folder, mode, num_classes=None):
     note = few_images_note(folder)
     if note:
         print("\n" + note)
+    if resamples:
+        lines = uncertainty.interval_lines(run_scores(folder), resamples, seed)
+        if mode != "exact":
+            lines[0] += " of the exact metrics, not of the block's " + mode + " ones"
+        print("\n" + "\n".join(lines))

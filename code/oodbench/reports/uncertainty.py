@@ -63,6 +63,13 @@ class Assessment:
     def is_best(self, column, row, metric):
         return row in self.best.get((column, metric), ())
 
+    def pair(self, column, metric, a, b):
+        """The Pair of rows a and b (in either order) of a column, or None."""
+        for p in self.pairs:
+            if (p.column, p.metric) == (column, metric) and {p.first, p.second} == {a, b}:
+                return p
+        return None
+
 
 def _column_scores(scores, column, rows):
     present = [r for r in rows if (column, r) in scores]
@@ -131,7 +138,7 @@ def assess(scores, columns, rows, resamples=intervals.RESAMPLES, seed=intervals.
         _judge(assessment, column, present, values, replicates,
                _delong_p(scores, column, present))
     everywhere = [r for r in rows if per_column and all(r in v for v, _ in per_column.values())]
-    if mean and len(per_column) > 1 and everywhere:
+    if mean and everywhere:
         values = {r: {m: float(np.mean([v[r][m] for v, _ in per_column.values()]))
                       for m in METRICS} for r in everywhere}
         replicates = {r: {m: np.mean([x[r][m] for _, x in per_column.values()], axis=0)
@@ -194,8 +201,48 @@ def write_pairs_csv(path, assessment):
         out.writerow(["ood_set", "metric", "first", "second", "difference", "lower", "upper",
                       "p_bootstrap", "p_delong", "p_holm", "distinguishable"])
         for p in assessment.pairs:
-            out.writerow([p.column, p.metric, p.first, p.second, f"{100 * p.difference:.2f}",
-                          f"{100 * p.lower:.2f}", f"{100 * p.upper:.2f}", f"{p.p_bootstrap:.4g}",
-                          "" if p.p_delong is None else f"{p.p_delong:.4g}", f"{p.p_holm:.4g}",
-                          int(p.distinguishable)])
+            out.writerow(pair_cells(p))
     return path
+
+
+def pair_cells(p):
+    """A Pair as CSV cells (differences in percent)."""
+    return [p.column, p.metric, p.first, p.second, f"{100 * p.difference:.2f}",
+            f"{100 * p.lower:.2f}", f"{100 * p.upper:.2f}", f"{p.p_bootstrap:.4g}",
+            "" if p.p_delong is None else f"{p.p_delong:.4g}", f"{p.p_holm:.4g}",
+            int(p.distinguishable)]
+
+
+def constant_note(name, in_scores, out_scores):
+    """A note when a detector gives every image one score (AUROC 0.5, FPR95 100%, and an
+    interval of width 0: nothing to resample), else ''."""
+    if np.ptp(np.r_[in_scores, out_scores]) == 0:
+        return (f"{name}: every image has the same score, so the detector tells nothing "
+                "apart (AUROC 50%, FPR95 100%, intervals of width 0)")
+    return ""
+
+
+def interval_lines(scores, resamples=intervals.RESAMPLES, seed=intervals.SEED):
+    """calMetric.py --ci: each method's AUROC and FPR95 with its 95% interval, and for two
+    methods of the same images (Baseline and ODIN) their paired difference, second minus
+    first. ``scores``: {method name: (in scores, OOD scores)}."""
+    found = assess({("run", name): pair for name, pair in scores.items()}, ["run"],
+                   list(scores), resamples, seed, mean=False)
+    lines = [f"95% bootstrap intervals ({resamples:,} resamples of the images, seed {seed}):"]
+    for name in scores:
+        cells = []
+        for metric in METRICS:
+            i = found.intervals["run", name][metric]
+            cells.append(f"{metric} {100 * i.value:.1f}% [{100 * i.lower:.1f}, "
+                         f"{100 * i.upper:.1f}]")
+        lines.append(f"  {name:18}" + "   ".join(cells))
+    for p in found.pairs:
+        sign = -1 if list(scores).index(p.first) < list(scores).index(p.second) else 1
+        low, high = sorted((sign * p.lower, sign * p.upper))
+        later, earlier = (p.second, p.first) if sign < 0 else (p.first, p.second)
+        delong = "" if p.p_delong is None else f", DeLong p = {p.p_delong:.3g}"
+        lines.append(f"  {later} - {earlier}, {p.metric}: {100 * sign * p.difference:+.1f} "
+                     f"[{100 * low:+.1f}, {100 * high:+.1f}], paired bootstrap p = "
+                     f"{p.p_bootstrap:.3g}{delong}")
+    lines += [note for name, pair in scores.items() if (note := constant_note(name, *pair))]
+    return lines
