@@ -1,5 +1,7 @@
 """LA-OOD's parts on cases checked by eye: data shifting on a disc, the per-layer One-Class
 SVM as arrays, the layer-adaptive maximum and the deciding layer, unfittable layers."""
+import csv
+import io
 import subprocess
 from pathlib import Path
 
@@ -171,6 +173,11 @@ def test_laood_runs_as_a_detector_on_real_images(installed, private_outputs, cap
     assert "gamma from the narrow grid (0.001, " in md and "images from index 1000 of each" in md
     rows = (results_dir() / f"{stem}.csv").read_text().splitlines()
     assert len(rows) == 5                     # a header, two sets x two conventions
+    uniform = next(line for line in md.splitlines() if line.startswith("| Uniform Noise |"))
+    assert uniform.count(" ±") == 2           # FPR95 (in positive) and AUROC, with intervals
+    records = list(csv.DictReader(io.StringIO("\n".join(rows))))
+    assert all(float(r["AUROC lower"]) <= float(r["AUROC"]) <= float(r["AUROC upper"])
+               for r in records if r["convention"] == "ours")
     per_layer = (results_dir() / f"{stem}_layers.csv").read_text().splitlines()
     assert per_layer[0] == "layer,gamma,edge_points,Uniform,PureColour"
     assert [line.split(",")[0] for line in per_layer[1:]] == layers

@@ -51,6 +51,7 @@ def build_parser():
                              f"{runs.HELD_OUT}, as every table)")
     cli.add_device_flags(parser)
     cli.add_seed_flag(parser)
+    cli.add_interval_flags(parser)
     return parser
 
 
@@ -85,7 +86,8 @@ def report(args):
         gamma_grid=args.gamma_grid)
     if not results:
         raise UserError("no OOD set could be scored: " + "; ".join(why_not.values()))
-    rows, aurocs = laood_report.summarise(detector, results)
+    rows, aurocs = laood_report.summarise(detector, results, args.resamples,
+                                          args.bootstrap_seed)
     text = laood_report.write_tables(args.nn, spec, detector, rows, aurocs, why_not, timings,
                                      args.max_images, variant(args, sets))
     figures = laood_report.draw(args.nn, spec, detector, results, aurocs, args.max_images,

@@ -20,10 +20,13 @@ from oodbench.networks.registry import get_spec
 from oodbench.detectors.laood import GAMMA_GRIDS
 from oodbench.pipelines.runs import HELD_OUT, range_suffix
 from oodbench.pipelines.tuning import DEFAULT_TUNE_IMAGES
+from oodbench.reports import uncertainty
 from oodbench.reports.figures import save
+from oodbench.scoring.intervals import RESAMPLES, SEED
 from oodbench.scoring.metrics import exact_metrics
 
 FPR = "FPR at TPR 95%"
+LABEL = "LA-OOD"
 
 
 def both_conventions(ins, outs):
@@ -38,10 +41,14 @@ def layer_aurocs(scores):
                      for i in range(scores.ins.shape[1])])
 
 
-def summarise(detector, results):
-    """{set: row of the table} and {set: per-layer AUROC}."""
+def summarise(detector, results, resamples=RESAMPLES, seed=SEED):
+    """{set: row of the table} and {set: per-layer AUROC}; each row's "intervals" are the 95%
+    bootstrap intervals of its AUROC and FPR95 (in-distribution positive)."""
     names = list(detector.fits)
     rows, aurocs = {}, {}
+    assessment = uncertainty.assess({(name, LABEL): scores.laood()[:2]
+                                     for name, scores in results.items()},
+                                    list(results), [LABEL], resamples, seed, mean=False)
     for name, scores in results.items():
         ins, outs, _, out_layer = scores.laood()
         ours, paper = both_conventions(ins, outs)
@@ -53,7 +60,8 @@ def summarise(detector, results):
                       "logits_auroc": per_layer[names.index("logits")] if "logits" in names
                       else float("nan"),
                       "mode_layer": names[int(decided.argmax())],
-                      "mode_share": decided.max() / len(outs)}
+                      "mode_share": decided.max() / len(outs),
+                      "intervals": assessment.intervals[name, LABEL]}
         aurocs[name] = per_layer
     return rows, aurocs
 
@@ -64,16 +72,20 @@ def markdown(nn, spec, detector, rows, why_not, timings, max_images=None):
              f"class-balanced training images, gamma from the {detector.params['gamma_grid']} "
              f"grid ({', '.join(map(str, GAMMA_GRIDS[detector.params['gamma_grid']]))}). "
              f"%; images from index {HELD_OUT} of each set"
-             + (f", at most {max_images} a side" if max_images else "") + ".", "",
+             + (f", at most {max_images} a side" if max_images else "") + ". FPR95 (in "
+             "positive) and AUROC with ± the 95% bootstrap interval over the images, its "
+             "larger side (the ends in the CSV).", "",
              "| OOD set | FPR95 (in positive) | FPR95 (OOD positive, the paper's) | AUROC | "
              "AUPR In | AUPR Out | best single layer (AUROC) | logits alone (AUROC) | "
              "layer deciding most OOD images |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         ours, paper = row["ours"], row["paper"]
+        found = row["intervals"]
         lines.append(
-            f"| {get_ood_set(name).label} | {100 * ours[FPR]:.1f} | {100 * paper[FPR]:.1f} | "
-            f"{100 * ours['AUROC']:.1f} | {100 * ours['AUPR In']:.1f} | "
+            f"| {get_ood_set(name).label} | {uncertainty.cell(found[FPR])} | "
+            f"{100 * paper[FPR]:.1f} | {uncertainty.cell(found['AUROC'])} | "
+            f"{100 * ours['AUPR In']:.1f} | "
             f"{100 * ours['AUPR Out']:.1f} | {row['best_layer']} ({100 * row['best_auroc']:.1f})"
             f" | {100 * row['logits_auroc']:.1f} | {row['mode_layer']} "
             f"({100 * row['mode_share']:.0f}%) |")
@@ -153,11 +165,15 @@ def write_tables(nn, spec, detector, rows, aurocs, why_not, timings, max_images=
     with files.writing(folder / f"{stem}.csv", newline="") as f:
         out = csv.writer(f)
         out.writerow(["ood_set", "convention", *rows[next(iter(rows))]["ours"],
-                      "best_layer", "best_layer_auroc", "logits_auroc"])
+                      *uncertainty.interval_fields(), "best_layer", "best_layer_auroc",
+                      "logits_auroc"])
         for name, row in rows.items():
             for convention in ("ours", "paper"):
+                bounds = ([f"{100 * getattr(row['intervals'][m], end):.2f}"
+                           for m in uncertainty.METRICS for end in ("lower", "upper")]
+                          if convention == "ours" else [""] * 2 * len(uncertainty.METRICS))
                 out.writerow([name, convention,
-                              *(f"{100 * v:.2f}" for v in row[convention].values()),
+                              *(f"{100 * v:.2f}" for v in row[convention].values()), *bounds,
                               row["best_layer"], f"{100 * row['best_auroc']:.2f}",
                               f"{100 * row['logits_auroc']:.2f}"])
     with files.writing(folder / f"{stem}_layers.csv", newline="") as f:
