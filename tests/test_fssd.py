@@ -284,6 +284,15 @@ def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
     name = "fssd_fmnist_n1100_sets-MNIST_reps1_methods-Baseline-DE-MCD-OE-FSSD"
     csv = (private_outputs / "results" / f"{name}.csv").read_text().splitlines()
     assert len(csv) == 6 and csv[0].startswith("rep,set,method,AUROC,AUPRC")
+    # beneath AUROC and FPR80: the interval of the mean over the images, around the value
+    interval = next(line for line in first.splitlines()
+                    if line.startswith("| AUROC, 95% interval over the images |"))
+    assert interval.count("[") == 5
+    values = next(line for line in first.splitlines() if line.startswith("| AUROC (ours) |"))
+    for shown, bounds in zip(values.split(" | ")[1:], interval.split(" | ")[1:]):
+        low, high = map(float, bounds.strip("[] |").split(", "))
+        assert low <= float(shown.strip(" |")) <= high
+    assert "AUROC lower,AUROC upper,FPR at TPR 80% lower" in csv[0]
     auroc = {line.split(",")[2]: float(line.split(",")[3]) for line in csv[1:]}
     assert auroc["FSSD"] > 0.95 and auroc["Baseline"] < auroc["FSSD"]
     fssd_table.run(fssd_table.parse_args(args))   # again: every result from runs/fssd/
@@ -293,6 +302,7 @@ def test_benchmark_command_on_real_images(installed, private_outputs, capsys):
     fssd_table.run(fssd_table.parse_args(args[:-1] + ["--out-name", "mine"]))
     assert "mine.md, which held other results" in capsys.readouterr().out
     assert len(list((private_outputs / "runs" / "fssd").glob("*.json"))) == 5
+    assert len(list((private_outputs / "runs" / "fssd").glob("*.npz"))) == 5   # test scores
     assert whole.read_text() == "the whole protocol's table\n"
 
 

@@ -15,7 +15,7 @@ results/fssd_fmnist.md and results/fssd_fmnist.csv.
 import argparse
 import time
 
-from oodbench.commands.cli import description, file_name, integer
+from oodbench.commands.cli import add_interval_flags, description, file_name, integer
 from oodbench.core import files, shards
 from oodbench.core.devices import pick_device
 from oodbench.core.paths import UserError, report_errors, results_dir, shown
@@ -47,6 +47,7 @@ def parse_args(argv):
     parser.add_argument("--out-name", type=file_name,
                         help="results/<name>.md and .csv (default fssd_fmnist for the whole "
                              "protocol, with what a shorter run left out appended)")
+    add_interval_flags(parser)
     return parser.parse_args(argv)
 
 
@@ -119,11 +120,13 @@ def run(args):
                       f"({record['seconds']} s)", flush=True)
                 records.append(record)
     test_images = len(in_images) - fssd_protocol.FIT - fssd_protocol.SELECT
+    resampled = fssd_report.record_intervals(records, args.resamples, args.bootstrap_seed)
     text = fssd_report.markdown(records, args.sets, greysets.OOD_SETS, test_images,
-                                "; ".join(what for _, what in shortened(args)))
+                                "; ".join(what for _, what in shortened(args)), resampled,
+                                args.resamples)
     print("\n" + text)
     out = results_dir()
-    for suffix, content in ((".md", text), (".csv", fssd_report.csv_text(records))):
+    for suffix, content in ((".md", text), (".csv", fssd_report.csv_text(records, resampled))):
         path = out / f"{name}{suffix}"
         if path.is_file() and path.read_text() != content:
             print(f"note: replacing {shown(path)}, which held other results (--out-name NAME "

@@ -193,9 +193,10 @@ def evaluate(repetition, method, in_images, out_name, out_images, validation_ima
         print(f"note: {method} reaches no TNR above 0 at 95% TPR on the selection part "
               f"for {out_name}; keeping the first value of the grid, {chosen}")
     test_in, test_out = scores("test", [chosen])
-    result = fssd_metrics(layer_ensemble.score(regression, test_in[chosen]),
-                          layer_ensemble.score(regression, test_out[chosen]))
-    return dict(result, chosen=chosen, seconds=round(time.time() - started, 1))
+    test_scores = (layer_ensemble.score(regression, test_in[chosen]),
+                   layer_ensemble.score(regression, test_out[chosen]))
+    return dict(fssd_metrics(*test_scores), chosen=chosen,
+                seconds=round(time.time() - started, 1), scores=test_scores)
 
 
 def code_digest():
@@ -218,18 +219,26 @@ def result_key(rep, method, out_name, in_images, out_images, device, validation_
 
 def cached_evaluate(get_repetition, rep, method, in_images, out_name, out_images, device,
                     use_cache=True):
-    """The record of one (repetition, method, OOD set): from runs/fssd/ when there, else
-    computed (``get_repetition()`` gives the Repetition) and saved."""
+    """The record of one (repetition, method, OOD set), its test scores under "scores" (in,
+    out): from runs/fssd/ when there (<key>.json and its .npz), else computed
+    (``get_repetition()`` gives the Repetition) and saved, the scores first."""
     validation = greysets.outlier_images(VALIDATION_SET) if method in WITHOUT_OOD else None
     key = result_key(rep, method, out_name, in_images, out_images, device, validation)
     path = runs_dir() / "fssd" / f"{key}.json"
-    if use_cache and path.is_file():
+    scores_path = path.with_suffix(".npz")
+    if use_cache and path.is_file() and scores_path.is_file():
         try:
-            return json.loads(path.read_text())
-        except ValueError:
-            print(f"note: {path} is unreadable; recomputing it")
+            record = json.loads(path.read_text())
+            with np.load(scores_path) as saved:
+                record["scores"] = (saved["ins"], saved["outs"])
+            return record
+        except (ValueError, OSError, KeyError):
+            print(f"note: {path} or its scores are unreadable; recomputing them")
     result = evaluate(get_repetition(), method, in_images, out_name, out_images, validation)
-    chosen = result.pop("chosen")
+    chosen, scores = result.pop("chosen"), result.pop("scores")
     record = dict(rep=rep, set=out_name, method=method, chosen=chosen, key=key, **result)
+    scores_path.parent.mkdir(parents=True, exist_ok=True)
+    with files.writing(scores_path, "wb") as f:
+        np.savez(f, ins=scores[0], outs=scores[1])
     files.write_text(path, json.dumps(record, indent=1))
-    return record
+    return dict(record, scores=scores)

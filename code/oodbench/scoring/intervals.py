@@ -40,6 +40,12 @@ MIN_RESAMPLES = 100
 BOOTSTRAPPED = ("AUROC", "FPR at TPR 95%")
 
 
+def fpr_name(level):
+    """The metric's name at TPR ``level``: "FPR at TPR 95%" (metrics.py's), "FPR at TPR 80%"
+    (the FSSD repository's)."""
+    return f"FPR at TPR {round(100 * level)}%"
+
+
 @dataclass(frozen=True)
 class Interval:
     value: float         # the metric on the images as they are
@@ -100,8 +106,9 @@ def tpr_count(n_in, level=TPR_LEVEL):
 
 
 def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVEL):
-    """{metric: [rows] values} of AUROC and FPR at TPR ``level`` for each row of counts
-    ([rows, n_in] and [rows, n_out], in the scores' own order; module docstring)."""
+    """{metric: [rows] values} of AUROC and FPR at TPR ``level`` (named by fpr_name) for
+    each row of counts ([rows, n_in] and [rows, n_out], in the scores' own order; module
+    docstring)."""
     in_order, out_order = np.argsort(in_scores), np.argsort(out_scores)
     in_sorted, out_sorted = in_scores[in_order], out_scores[out_order]
     below = np.searchsorted(out_sorted, in_sorted, side="left")
@@ -109,7 +116,8 @@ def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVE
     ties = bool((below != up_to).any())
     k = tpr_count(len(in_scores), level)
     descending = in_sorted[::-1]
-    found = {"AUROC": [], "FPR at TPR 95%": []}
+    fpr = fpr_name(level)
+    found = {"AUROC": [], fpr: []}
     for start in range(0, len(in_counts), CHUNK):
         w = np.take(in_counts[start:start + CHUNK], in_order, axis=1).astype(np.int64)
         v = np.take(out_counts[start:start + CHUNK], out_order, axis=1)
@@ -126,17 +134,18 @@ def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVE
         threshold = descending[(from_top >= k).argmax(axis=1)]   # every row draws n_in
         accepted = total_out - cumulative[np.arange(len(v)),
                                           np.searchsorted(out_sorted, threshold, side="left")]
-        found["FPR at TPR 95%"].append(accepted / total_out)
+        found[fpr].append(accepted / total_out)
     return {name: np.concatenate(values) for name, values in found.items()}
 
 
-def point_values(in_scores, out_scores):
-    """{metric: value} of AUROC and FPR95 on the images as they are (every count 1)."""
+def point_values(in_scores, out_scores, level=TPR_LEVEL):
+    """{metric: value} of AUROC and FPR at TPR ``level`` (95%) on the images as they are
+    (every count 1)."""
     in_scores, out_scores = check_scores(in_scores, out_scores)
     ones_in = np.ones((1, len(in_scores)), np.uint8)
     ones_out = np.ones((1, len(out_scores)), np.uint8)
     return {name: float(values[0]) for name, values in
-            resample_values(in_scores, out_scores, ones_in, ones_out).items()}
+            resample_values(in_scores, out_scores, ones_in, ones_out, level).items()}
 
 
 class Resampler:
@@ -156,13 +165,14 @@ class Resampler:
     def out_counts(self):
         return resample_counts(self.n_out, self.resamples, self.seed, 1, self.stream)
 
-    def replicates(self, in_scores, out_scores, what="scores"):
-        """{metric: [resamples] values} of AUROC and FPR95 of one detector's scores."""
+    def replicates(self, in_scores, out_scores, what="scores", level=TPR_LEVEL):
+        """{metric: [resamples] values} of AUROC and FPR at TPR ``level`` (95%) of one
+        detector's scores."""
         in_scores, out_scores = check_scores(in_scores, out_scores, what)
         if (len(in_scores), len(out_scores)) != (self.n_in, self.n_out):
             raise ValueError(f"{what}: {len(in_scores)} + {len(out_scores)} scores for "
                              f"resamples of {self.n_in} + {self.n_out} images")
-        return resample_values(in_scores, out_scores, self.in_counts, self.out_counts)
+        return resample_values(in_scores, out_scores, self.in_counts, self.out_counts, level)
 
 
 def replicates(in_scores, out_scores, resamples=RESAMPLES, seed=SEED):
