@@ -275,15 +275,45 @@ def write_main_table(nn, args, settings, chosen, why_not, outcomes):
     return text
 
 
+def modes_assessment(args, by_mode, outcomes):
+    """Intervals and paired tests of the baseline and each mode's ODIN per set, or None
+    where the table shows other than the exact metrics."""
+    if args.metrics != "exact":
+        return None
+    sources = {}
+    for name in sets_of(args):
+        for mode in tuning.MODES:
+            choice, result, _ = outcomes.of(name, *by_mode[mode])
+            if result is not None:
+                folder = outcomes.folders[run_key(name, choice)]
+                sources[name, f"({MODE_LETTER[mode]})"] = (folder, "ODIN")
+                sources.setdefault((name, "Baseline"), (folder, "Baseline"))
+    rows = ["Baseline", *(f"({MODE_LETTER[m]})" for m in tuning.MODES)]
+    return uncertainty.assess(metric_block.cell_scores(sources), sets_of(args), rows,
+                              args.resamples, args.bootstrap_seed, mean=False)
+
+
 @by_leader
 def write_modes_table(nn, args, by_mode, outcomes):
     """results/<modes_name>.md: FPR95 and AUROC of (a), (b), (c) side by side, and a CSV.
     ``by_mode``: {mode: (chosen, why_not)}."""
     fpr, auroc = "FPR at TPR 95%", "AUROC"
+    assessment = modes_assessment(args, by_mode, outcomes)
+
+    def cell_text(name, row, metric, result):
+        if assessment is None:
+            return f"{100 * result[metric]:.1f}"
+        return uncertainty.cell(assessment.intervals[name, row][metric],
+                                assessment.is_best(name, row, metric))
     cols = "".join(f" ({MODE_LETTER[m]}) T, eps | ({MODE_LETTER[m]}) FPR95 | "
                    f"({MODE_LETTER[m]}) AUROC |" for m in tuning.MODES)
     lines = [header(nn, args, "ODIN tuned three ways") + " (a) paper: each set's own held-out "
-             "images; (b) transfer: TIN_val only; (c) no OOD data: held-out noise only.", "",
+             "images; (b) transfer: TIN_val only; (c) no OOD data: held-out noise only."
+             + ("" if assessment is None else " ± the 95% bootstrap interval over "
+                f"{assessment.resamples:,} resamples of the images, its larger side; bold: the "
+                "best of the row's four (baseline, (a), (b), (c)) and every one not "
+                "significantly worse than it (FPR95: paired bootstrap; AUROC: DeLong; Holm "
+                f"over the row, alpha = {uncertainty.ALPHA})."), "",
              "| OOD set | baseline FPR95 | baseline AUROC |" + cols,
              "|" + "---|" * (3 + 3 * len(tuning.MODES))]
     with files.writing(results_dir() / f"{modes_name(nn, args)}.csv", newline="") as f:
@@ -298,12 +328,14 @@ def write_modes_table(nn, args, by_mode, outcomes):
                     cells += [f"{t}, {e}" if t else "", "n/a", "n/a"]
                     out.writerow([name, mode, t, e, "", *[""] * len(METRICS), reason])
                     continue
-                baseline = result["Baseline"]
-                cells += [f"{t}, {e}", f"{100 * result['ODIN'][fpr]:.1f}",
-                          f"{100 * result['ODIN'][auroc]:.1f}"]
+                baseline = cell_text(name, "Baseline", fpr, result["Baseline"]), \
+                    cell_text(name, "Baseline", auroc, result["Baseline"])
+                row = f"({MODE_LETTER[mode]})"
+                cells += [f"{t}, {e}", cell_text(name, row, fpr, result["ODIN"]),
+                          cell_text(name, row, auroc, result["ODIN"])]
                 for method in ("Baseline", "ODIN"):
                     out.writerow([name, mode, t, e, method, *percents(result, method), ""])
-            base = ([f"{100 * baseline[fpr]:.1f}", f"{100 * baseline[auroc]:.1f}"] if baseline
+            base = (list(baseline) if baseline
                     else [f"not run here (see results/"
                           f"{table_name(nn, default_settings(nn), args)}.md)", ""])
             lines.append(f"| {get_ood_set(name).label} | " + " | ".join(base + cells) + " |")
