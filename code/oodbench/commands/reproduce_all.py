@@ -1,0 +1,313 @@
+"""Every committed table and figure from nothing, resumable (layer 6: the reproduce_all.py
+command; scripts/reproduce_all.sh sets up the environment and data first).
+
+Before any work it prints the plan: each step (a command of this repository), whether it is
+done (its stamp in runs/reproduce_all/ matches its command and its outputs are as it wrote
+them), skipped (its model or data is not on this machine: the reason, never a silent drop) or
+to run, and its estimated time: the seconds it took on this machine when it last ran, else
+its reference time (measured on the project's 2-core CPU machine, whose fp32 matrix multiply
+ran at REFERENCE_GFLOPS) scaled by this machine's speed, measured first (a second of matrix
+multiplies). Then one progress bar over the estimated seconds of the steps to run, with an
+ETA that follows the measured pace: a step running longer than its estimate holds the bar
+and the ETA grows. A stopped or failed step is run again by the next invocation, and every
+command it runs is itself resumable (finished runs, grids, features and fits are reused), so
+little is lost. Each step's output goes to runs/reproduce_all/<step>.log.
+
+    bash scripts/reproduce_all.sh --dry-run          # the plan only
+    bash scripts/reproduce_all.sh                    # everything (about a day on 2 cores)
+    bash scripts/reproduce_all.sh --only compare     # the steps whose name holds 'compare'
+"""
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from oodbench.commands import cli
+from oodbench.core import files
+from oodbench.core.paths import ROOT, UserError, report_errors, runs_dir, shown
+from oodbench.datasets.image_sets import test_set
+from oodbench.networks.registry import get_spec, weights_sha256
+
+# fp32 matrix multiply on this project's 2-core CPU machine, the kind the reference times were
+# measured on (AMD EPYC, 2 threads, machine_gflops() with nothing else running, 2026-12-07)
+REFERENCE_GFLOPS = 175.0
+TUNE = ("--tune-images", "200")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str                  # what it makes, as the plan lists it
+    argv: tuple                # the command, from the repository root
+    outputs: tuple             # the files it writes, from the repository root
+    reference_s: float         # its wall time from nothing on the reference machine
+    models: tuple = ()         # registry models it needs here (weights and test set)
+
+    @property
+    def slug(self):
+        return "".join(c if c.isalnum() else "-" for c in self.name).strip("-")
+
+
+def table_step(nn, reference_s, *flags):
+    stem = f"{nn}_tune{TUNE[1]}"
+    outputs = [f"results/{stem}.md", f"results/{stem}.csv"]
+    if "--compare-modes" in flags:
+        outputs += [f"results/{nn}_modes_tune{TUNE[1]}.md"]
+    return Step(f"ODIN table: {nn}", ("code/table.py", "--nn", nn, *TUNE, *flags),
+                tuple(outputs), reference_s, (nn,))
+
+
+def compare_step(nn, reference_s, *flags, stem=None):
+    stem = stem or f"detectors_{nn}_tune{TUNE[1]}"
+    return Step(f"detector comparison: {nn}" + (" " + " ".join(flags) if flags else ""),
+                ("code/compare.py", "--nn", nn, *TUNE, *flags),
+                (f"results/{stem}.md", f"results/{stem}.csv", f"figures/{stem}.png"),
+                reference_s, (nn,))
+
+
+def laood_step(nn, reference_s, *flags, stem=None):
+    stem = stem or f"laood_{nn}"
+    return Step(f"LA-OOD: {nn}" + (" " + " ".join(flags) if flags else ""),
+                ("code/laood_table.py", "--nn", nn, *flags),
+                (f"results/{stem}.md", f"results/{stem}.csv"), reference_s, (nn,))
+
+
+def steps():
+    """The study, in the order that lets each step reuse the last's runs and caches."""
+    return [
+        table_step("densenet10", 6450, "--compare-modes"),
+        Step("ODIN table: densenet10, the paper's protocol (1,000 + 1,000 tuning images)",
+             ("code/table.py", "--nn", "densenet10", "--compare-modes"),
+             ("results/densenet10.md", "results/densenet10.csv", "results/densenet10_modes.md"),
+             14100, ("densenet10",)),
+        Step("ODIN table: densenet10, (b) transfer (1,000 tuning images)",
+             ("code/table.py", "--nn", "densenet10", "--settings", "transfer"),
+             ("results/densenet10_transfer.md", "results/densenet10_transfer.csv"), 2500,
+             ("densenet10",)),
+        table_step("densenet100", 6450, "--compare-modes"),
+        table_step("wideresnet10", 3000, "--compare-modes"),
+        table_step("wideresnet100", 3000, "--compare-modes"),
+        *(table_step(nn, 410, "--settings", "transfer")
+          for nn in ("resnet20", "resnet32", "resnet44", "resnet56")),
+        table_step("dice_densenet10", 1639, "--settings", "transfer"),
+        table_step("necas_densenet10", 1553, "--settings", "transfer"),
+        table_step("dice_densenet100", 1639, "--settings", "transfer"),
+        table_step("resnet56_cifar100", 410, "--settings", "transfer"),
+        Step("index of the ODIN tables", ("code/table.py", "--index"),
+             ("results/README.md",), 5),
+        compare_step("densenet10", 10800, "--layerwise"),
+        compare_step("necas_densenet10", 794),
+        compare_step("dice_densenet10", 794),
+        *(compare_step(nn, 300) for nn in ("resnet20", "resnet32", "resnet44", "resnet56")),
+        compare_step("densenet10", 4773, "--layerwise", "--max-images", "2000",
+                     stem=f"detectors_densenet10_tune{TUNE[1]}_n2000"),
+        laood_step("densenet10", 1800),
+        laood_step("densenet10", 300, "--gamma-grid", "wide",
+                   stem="laood_densenet10_widegamma"),
+        laood_step("resnet56", 600),
+        Step("your-model example: torchvision ResNet-18 trained here, a PNG folder",
+             ("scripts/own_model_example.sh",),
+             ("results/detectors_resnet18-5eeeae3f65_tune200_sets-fashion_mnist_png-c22d63cb-"
+              "TIN_crop-619138b3-iSUN-Uniform_n2000.md",), 572),
+        Step("FSSD benchmark (LeNets on Fashion-MNIST)", ("code/fssd_table.py",),
+             ("results/fssd_fmnist.md", "results/fssd_fmnist.csv"), 2627),
+        Step("LA-OOD co-training study: resnet56", ("scripts/cotrain_study.sh",),
+             ("results/cotrain_resnet56_tune200_n2000.md",
+              "results/cotrain_resnet56_tune200_n2000.csv"), 7040, ("resnet56",)),
+        *(Step(f"spread over networks: {group}",
+               ("code/spread_table.py", "--group", group),
+               (f"results/spread_{group}_tune{TUNE[1]}.md",
+                f"figures/spread_{group}_tune{TUNE[1]}.png"), 5)
+          for group in ("densenet-bc-100", "cifar-resnets")),
+    ]
+
+
+def unavailable(step):
+    """Why ``step`` cannot run on this machine, or '' when it can."""
+    for nn in step.models:
+        try:
+            weights_sha256(nn)
+            spec = get_spec(nn)
+            test_set(spec.in_dataset, spec.image_size)
+        except UserError as e:
+            return str(e)
+    return ""
+
+
+def stamp_path(step):
+    return runs_dir() / "reproduce_all" / f"{step.slug}.json"
+
+
+def digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def done(step):
+    """The stamp of a finished ``step`` whose outputs are still as it wrote them, or None."""
+    try:
+        stamp = json.loads(stamp_path(step).read_text())
+    except (OSError, ValueError):
+        return None
+    if stamp.get("argv") != list(step.argv):
+        return None
+    for path, sha in stamp.get("outputs", {}).items():
+        if not (ROOT / path).is_file() or digest(ROOT / path) != sha:
+            return None
+    return stamp
+
+
+def machine_gflops(seconds=1.0, size=1024):
+    """fp32 matrix-multiply GFLOP/s on the threads torch uses."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * size ** 3 * count / (time.perf_counter() - started) / 1e9
+
+
+@dataclass
+class Plan:
+    gflops: float
+    rows: list = field(default_factory=list)    # (step, state, seconds, why)
+
+    @property
+    def todo(self):
+        return [(s, seconds) for s, state, seconds, _ in self.rows if state == "to run"]
+
+
+def make_plan(chosen, gflops):
+    plan = Plan(gflops)
+    for step in chosen:
+        stamp = done(step)
+        if stamp:
+            plan.rows.append((step, "done", stamp["seconds"], "measured here"))
+            continue
+        why = unavailable(step)
+        if why:
+            plan.rows.append((step, "skipped", 0.0, why))
+            continue
+        last = last_seconds(step)
+        if last is not None:
+            plan.rows.append((step, "to run", last, "its last run here"))
+        else:
+            plan.rows.append((step, "to run", step.reference_s * REFERENCE_GFLOPS / gflops,
+                              "reference time, scaled"))
+    return plan
+
+
+def last_seconds(step):
+    try:
+        return float(json.loads(stamp_path(step).read_text())["seconds"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def print_plan(plan):
+    print(f"This machine: {plan.gflops:.0f} fp32 GFLOP/s (reference {REFERENCE_GFLOPS:.0f}); "
+          f"{len(plan.rows)} steps:")
+    for step, state, seconds, why in plan.rows:
+        time_text = clock(seconds) if state != "skipped" else "-"
+        print(f"  {state:8} {time_text:>8}  {step.name}"
+              + (f"  ({why})" if state != "skipped" else f"\n{'':20}skipped: {why}"))
+    total = sum(seconds for _, seconds in plan.todo)
+    print(f"To run: {len(plan.todo)} steps, about {clock(total)} (h:mm:ss) on this machine.")
+
+
+def run_step(step, estimate, bar):
+    """Run one step as a child process, the bar advancing with its elapsed time up to its
+    estimate; returns (seconds, return code)."""
+    log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = ([sys.executable, *step.argv] if step.argv[0].endswith(".py")
+               else ["bash", *step.argv])
+    started, credited = time.time(), 0.0
+    stop = threading.Event()
+
+    def advance():
+        nonlocal credited
+        while not stop.wait(2.0):
+            due = min(time.time() - started, 0.99 * estimate)
+            if due > credited:
+                bar.update(due - credited)
+                credited = due
+    ticker = threading.Thread(target=advance, daemon=True)
+    with open(log, "w") as out:
+        child = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        ticker.start()
+        try:
+            code = child.wait()
+        except KeyboardInterrupt:
+            child.terminate()
+            child.wait()
+            raise
+        finally:
+            stop.set()
+            ticker.join()
+    bar.update(estimate - credited)
+    return time.time() - started, code
+
+
+def write_stamp(step, seconds):
+    stamp = {"argv": list(step.argv), "seconds": round(seconds, 1),
+             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "outputs": {p: digest(ROOT / p) for p in step.outputs if (ROOT / p).is_file()}}
+    files.write_text(stamp_path(step), json.dumps(stamp, indent=1))
+
+
+def run_plan(plan):
+    todo = plan.todo
+    total = sum(seconds for _, seconds in todo)
+    started = time.time()
+    with tqdm(total=total, unit="s", desc="reproduce_all", dynamic_ncols=True,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} estimated s "
+                         "[{elapsed}<{remaining}]") as bar:
+        for step, estimate in todo:
+            bar.set_postfix_str(step.name)
+            seconds, code = run_step(step, estimate, bar)
+            if code != 0:
+                log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
+                tail = log.read_text().strip().splitlines()[-5:]
+                raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
+                                f"{shown(log)}):\n" + "\n".join(tail)
+                                + "\nRun the command again: finished steps are kept.")
+            write_stamp(step, seconds)
+    print(f"reproduce_all: {len(todo)} steps in {clock(time.time() - started)}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=cli.description(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan only")
+    parser.add_argument("--only", metavar="TEXT",
+                        help="only the steps whose name holds TEXT (case-insensitive)")
+    return parser
+
+
+def report(args):
+    chosen = [s for s in steps() if not args.only or args.only.lower() in s.name.lower()]
+    if not chosen:
+        raise UserError(f"--only {args.only!r}: no step's name holds it; the steps: "
+                        + "; ".join(s.name for s in steps()))
+    plan = make_plan(chosen, machine_gflops())
+    print_plan(plan)
+    if not args.dry_run:
+        run_plan(plan)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return report_errors(lambda: report(args))

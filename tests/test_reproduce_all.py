@@ -1,0 +1,80 @@
+"""reproduce_all.py: the plan before any work (done / skipped with the reason / to run, an
+estimate each), steps stamped when they finish, a finished step never run again unless its
+outputs changed, a failed step stops the run with its log and leaves the finished ones."""
+import pytest
+
+from oodbench.commands import reproduce_all
+from oodbench.commands.reproduce_all import Step
+from oodbench.core.paths import ROOT
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, private_outputs):
+    """Two steps that write a file each (absolute paths), and a third that fails."""
+    script = tmp_path / "step.py"
+    script.write_text("import sys, pathlib\n"
+                      "if sys.argv[1] == 'fail':\n    print('no space left'); sys.exit(3)\n"
+                      "path = pathlib.Path(sys.argv[1])\n"
+                      "path.write_text(path.read_text() + 'x' if path.exists() else 'x')\n")
+    made = [tmp_path / "a.md", tmp_path / "b.md"]
+    steps = [Step("first", (str(script), str(made[0])), (str(made[0]),), 10),
+             Step("second", (str(script), str(made[1])), (str(made[1]),), 20),
+             Step("third, needs a missing model", (str(script), "fail"), (), 30,
+                  ("densenet100",))]
+    monkeypatch.setattr(reproduce_all, "steps", lambda: steps)
+    monkeypatch.setattr(reproduce_all, "machine_gflops",
+                        lambda: reproduce_all.REFERENCE_GFLOPS / 2)   # half as fast here
+    return made, steps
+
+
+def test_the_plan_before_any_work(tiny, capsys):
+    made, _ = tiny
+    assert reproduce_all.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "to run    0:00:20  first  (reference time, scaled)" in out      # 10 s at half speed
+    assert "to run    0:00:40  second" in out
+    assert "skipped" in out and "densenet100" in out and "not found" in out
+    assert "To run: 2 steps, about 0:01:00" in out
+    assert not made[0].exists()                                         # a plan only
+
+
+def test_steps_run_once_and_again_only_when_their_outputs_changed(tiny, capsys):
+    made, _ = tiny
+    assert reproduce_all.main([]) == 0
+    assert [p.read_text() for p in made] == ["x", "x"]
+    capsys.readouterr()
+    assert reproduce_all.main([]) == 0                  # everything done: nothing runs
+    assert [p.read_text() for p in made] == ["x", "x"]
+    out = capsys.readouterr().out
+    assert "done" in out.split("first")[0] and "To run: 0 steps" in out
+    made[1].write_text("edited by hand")               # its output changed: run again
+    assert reproduce_all.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "to run" in out.split("second")[0].splitlines()[-1]
+    assert "(its last run here)" in out                  # the estimate: its measured time
+
+
+def test_a_failed_step_stops_with_its_log_and_keeps_the_finished_ones(tiny, monkeypatch,
+                                                                      capsys):
+    made, steps = tiny
+    steps[2] = Step("third", (steps[2].argv[0], "fail"), (), 30)
+    assert reproduce_all.main([]) == 2
+    err = capsys.readouterr().err
+    assert "step 'third' failed (exit 3" in err and "no space left" in err
+    assert reproduce_all.main(["--dry-run", "--only", "FIRST"]) == 0
+    assert "done" in capsys.readouterr().out             # kept: the next run resumes
+
+
+def test_only_must_name_a_step(tiny, capsys):
+    assert reproduce_all.main(["--only", "nothing like it"]) == 2
+    assert "no step's name holds it" in capsys.readouterr().err
+
+
+def test_the_real_plan_remakes_every_committed_result():
+    """Every results/*.md committed is a step's output (the tables of models not on these
+    machines too: their steps are skipped here with the reason, and run where they are)."""
+    outputs = {p for step in reproduce_all.steps() for p in step.outputs}
+    committed = {f"results/{p.name}" for p in (ROOT / "results").glob("*.md")}
+    assert committed <= outputs, sorted(committed - outputs)
+    for step in reproduce_all.steps():
+        assert (ROOT / step.argv[0]).is_file(), step.argv
