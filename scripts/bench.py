@@ -44,6 +44,13 @@ cell and scaled to the table).
 
   i  intervals   reports/uncertainty.assess of the whole table
 
+This machine's limit (``--rows m``): fp32 matrix-multiply GFLOP/s on the threads used
+(reproduce_all.machine_gflops, 1024 x 1024, 2 s), then each network's forward pass
+(inference mode, batch --batch-size, --n images after a warm-up batch) as images/s, GFLOP/s
+(its FLOPs counted by torch.utils.flop_counter) and % of that limit.
+
+  m  machine limit   densenet10, resnet20 and resnet56 forward against the matmul peak
+
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
 for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
@@ -55,6 +62,7 @@ for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py
     python scripts/bench.py --rows dft --n 7925 --batch-size 128
     python scripts/bench.py --rows euxvw --n 256
     python scripts/bench.py --rows i
+    python scripts/bench.py --rows m --n 512 --batch-size 128
 """
 import argparse
 import json
@@ -93,7 +101,8 @@ ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "f": "feature pass (hooks, inference mode)", "t": "gradient-free detectors (2n images)",
         "e": "ODIN, registry densenet10 (eager)", "u": "ODIN, --arch densenet-bc-100-12",
         "x": "ODIN, densenet10 as --model .pt2", "v": "ODIN, resnet18 at 224x224",
-        "w": "forward, resnet18 at 224x224", "i": "intervals of a densenet10-sized table"}
+        "w": "forward, resnet18 at 224x224", "i": "intervals of a densenet10-sized table",
+        "m": "fp32 matmul peak and each forward's share"}
 
 
 def own_model(row, device, tmp):
@@ -176,6 +185,31 @@ def detector_costs(spec, batch, device, batch_size):
     return costs
 
 
+def machine_limit(n, device, batch_size):
+    """Row m: the matmul peak and each network's forward as GFLOP/s and % of it."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from oodbench.commands.reproduce_all import machine_gflops
+    peak = machine_gflops(2.0) if device.type == "cpu" else float("nan")
+    found = {}
+    for name in ("densenet10", "resnet20", "resnet56"):
+        model, spec = load_model(name, device)
+        model = runtime.prepare_model(model, device, False)
+        batch = images(n, spec.image_size)
+        normalise, _ = odin_scoring.normaliser(spec.mean, spec.std, device)
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(normalise(batch[:1].to(device)))
+        flops = counter.get_total_flops()
+        forward_only(model, batch[:batch_size], spec.mean, spec.std, device, batch_size)
+        sync(device)
+        started = time.perf_counter()
+        forward_only(model, batch, spec.mean, spec.std, device, batch_size)
+        sync(device)
+        per_s = n / (time.perf_counter() - started)
+        found[name] = {"gflop_per_image": flops / 1e9, "images_per_s": per_s,
+                       "gflops": flops * per_s / 1e9}
+    return {"row": "m", "peak_gflops": peak, "models": found}
+
+
 def interval_costs():
     """Row i: the intervals and paired tests of a densenet10-sized comparison, and the naive
     loop's estimate (module docstring)."""
@@ -214,6 +248,9 @@ def worker(row, n, device, batch_size, scores_path):
     """Time one row in this process; print a JSON line."""
     if row == "i":
         print(json.dumps(interval_costs()))
+        return
+    if row == "m":
+        print(json.dumps(machine_limit(n, torch.device(device), batch_size)))
         return
     runtime.configure_allocator()
     device = torch.device(device)
@@ -348,6 +385,14 @@ def main():
             total = sum(sc for _, sc in r["costs"].values())
             print(f"     all detectors' scoring {total:.1f} s, fitting "
                   f"{sum(f for f, _ in r['costs'].values()):.1f} s once per model")
+            continue
+        if row == "m":
+            print(f"  m  {ROWS[row]:40} {r['peak_gflops']:7.1f} GFLOP/s (fp32 matmul, "
+                  f"{torch.get_num_threads()} threads)")
+            for name, m in r["models"].items():
+                print(f"     {name:12} forward {m['images_per_s']:8.1f} img/s  "
+                      f"{m['gflop_per_image']:.3f} GFLOP/img  {m['gflops']:6.1f} GFLOP/s  "
+                      f"{100 * m['gflops'] / r['peak_gflops']:5.1f}% of the peak")
             continue
         if row == "i":
             print(f"  i  {ROWS[row]:40} {r['seconds']:7.1f} s  ({r['cells']} cells, "
