@@ -228,6 +228,7 @@ def comparison_name(args):
     return f"detectors_{args.nn}{methods}{table.protocol_suffix(args)}"
 
 
+@by_leader
 def assessment_of(args, found, ran):
     """The intervals and tests of the table's cells (reports/uncertainty.py), or None when
     the table shows another definition of the metrics than the exact one they resample."""

@@ -46,9 +46,11 @@ TUNE = ("--tune-images", "200")
 class Step:
     name: str                  # what it makes, as the plan lists it
     argv: tuple                # the command, from the repository root
-    outputs: tuple             # the files it writes, from the repository root
+    outputs: tuple             # the files it writes, from the repository root; a * matches
+    #                            any text (a name holding a checkpoint's digest)
     reference_s: float         # its wall time from nothing on the reference machine
     models: tuple = ()         # registry models it needs here (weights and test set)
+    reads: tuple = ()          # the steps whose results it reads, by the start of their name
 
     @property
     def slug(self):
@@ -69,14 +71,15 @@ def compare_step(nn, reference_s, *flags, stem=None):
     return Step(f"detector comparison: {nn}" + (" " + " ".join(flags) if flags else ""),
                 ("code/compare.py", "--nn", nn, *TUNE, *flags),
                 (f"results/{stem}.md", f"results/{stem}.csv", f"figures/{stem}.png"),
-                reference_s, (nn,))
+                reference_s, (nn,), reads=(f"ODIN table: {nn}",))
 
 
 def laood_step(nn, reference_s, *flags, stem=None):
     stem = stem or f"laood_{nn}"
     return Step(f"LA-OOD: {nn}" + (" " + " ".join(flags) if flags else ""),
                 ("code/laood_table.py", "--nn", nn, *flags),
-                (f"results/{stem}.md", f"results/{stem}.csv"), reference_s, (nn,))
+                (f"results/{stem}.md", f"results/{stem}.csv"), reference_s, (nn,),
+                reads=(f"detector comparison: {nn}",))
 
 
 def steps():
@@ -101,7 +104,7 @@ def steps():
         table_step("dice_densenet100", 1639, "--settings", "transfer"),
         table_step("resnet56_cifar100", 410, "--settings", "transfer"),
         Step("index of the ODIN tables", ("code/table.py", "--index"),
-             ("results/README.md",), 5),
+             ("results/README.md",), 5, reads=("ODIN table",)),
         compare_step("densenet10", 10800, "--layerwise"),
         compare_step("necas_densenet10", 794),
         compare_step("dice_densenet10", 794),
@@ -114,8 +117,8 @@ def steps():
         laood_step("resnet56", 600),
         Step("your-model example: torchvision ResNet-18 trained here, a PNG folder",
              ("scripts/own_model_example.sh",),
-             ("results/detectors_resnet18-5eeeae3f65_tune200_sets-fashion_mnist_png-c22d63cb-"
-              "TIN_crop-619138b3-iSUN-Uniform_n2000.md",), 572),
+             ("results/detectors_resnet18-*_tune200_sets-fashion_mnist_png-*-TIN_crop-*-iSUN-"
+              "Uniform_n2000.md",), 572),
         Step("FSSD benchmark (LeNets on Fashion-MNIST)", ("code/fssd_table.py",),
              ("results/fssd_fmnist.md", "results/fssd_fmnist.csv"), 2627),
         Step("LA-OOD co-training study: resnet56", ("scripts/cotrain_study.sh",),
@@ -124,7 +127,8 @@ def steps():
         *(Step(f"spread over networks: {group}",
                ("code/spread_table.py", "--group", group),
                (f"results/spread_{group}_tune{TUNE[1]}.md",
-                f"figures/spread_{group}_tune{TUNE[1]}.png"), 5)
+                f"figures/spread_{group}_tune{TUNE[1]}.png"), 5,
+               reads=("ODIN table", "detector comparison"))
           for group in ("densenet-bc-100", "cifar-resnets")),
     ]
 
@@ -149,16 +153,28 @@ def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def done(step):
-    """The stamp of a finished ``step`` whose outputs are still as it wrote them, or None."""
+def written(step):
+    """{output pattern: [the files matching it, from the repository root]}."""
+    return {p: sorted(str(f.relative_to(ROOT)) for f in ROOT.glob(p)) if "*" in p
+            else ([p] if (ROOT / p).is_file() else []) for p in step.outputs}
+
+
+def read_stamp(step):
     try:
-        stamp = json.loads(stamp_path(step).read_text())
+        return json.loads(stamp_path(step).read_text())
     except (OSError, ValueError):
         return None
-    if stamp.get("argv") != list(step.argv):
+
+
+def done(step):
+    """The stamp of a finished ``step`` whose every output is still as it wrote it, or None."""
+    stamp = read_stamp(step)
+    if not stamp or stamp.get("argv") != list(step.argv):
         return None
-    for path, sha in stamp.get("outputs", {}).items():
-        if not (ROOT / path).is_file() or digest(ROOT / path) != sha:
+    recorded = stamp.get("outputs", {})
+    for paths in written(step).values():
+        if not paths or any(p not in recorded or digest(ROOT / p) != recorded[p]
+                            for p in paths):
             return None
     return stamp
 
@@ -185,30 +201,31 @@ class Plan:
 
 
 def make_plan(chosen, gflops):
-    plan = Plan(gflops)
+    """Each step: done, skipped (and why) or to run; a done step that reads a step which
+    runs now, or which ran after it, runs again."""
+    plan, runs_now, finished = Plan(gflops), [], {}
     for step in chosen:
-        stamp = done(step)
-        if stamp:
+        stamp, why = done(step), unavailable(step)
+        read = [s for s in runs_now + list(finished) if s.name.startswith(step.reads)] \
+            if step.reads else []
+        stale = stamp and any(s in runs_now or finished[s] > stamp.get("finished_at", 0)
+                              for s in read)
+        if stamp and not stale:
             plan.rows.append((step, "done", stamp["seconds"], "measured here"))
-            continue
-        why = unavailable(step)
-        if why:
+            finished[step] = stamp["finished_at"]
+        elif why:
             plan.rows.append((step, "skipped", 0.0, why))
-            continue
-        last = last_seconds(step)
-        if last is not None:
-            plan.rows.append((step, "to run", last, "its last run here"))
         else:
-            plan.rows.append((step, "to run", step.reference_s * REFERENCE_GFLOPS / gflops,
-                              "reference time, scaled"))
+            runs_now.append(step)
+            last = read_stamp(step)
+            if last and "seconds" in last:
+                plan.rows.append((step, "to run", float(last["seconds"]),
+                                  "its last run here" + (", and a step it reads runs again"
+                                                         if stale else "")))
+            else:
+                plan.rows.append((step, "to run", step.reference_s * REFERENCE_GFLOPS
+                                  / gflops, "reference time, scaled"))
     return plan
-
-
-def last_seconds(step):
-    try:
-        return float(json.loads(stamp_path(step).read_text())["seconds"])
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def clock(seconds):
@@ -262,30 +279,45 @@ def run_step(step, estimate, bar):
 
 
 def write_stamp(step, seconds):
-    stamp = {"argv": list(step.argv), "seconds": round(seconds, 1),
+    """Stamp a finished step with its outputs' sha256; a UserError, and no stamp, when an
+    output it should have written is not there."""
+    outputs = written(step)
+    missing = [p for p, paths in outputs.items() if not paths]
+    if missing:
+        raise UserError(f"step '{step.name}' ended without writing {', '.join(missing)}")
+    stamp = {"argv": list(step.argv), "seconds": round(seconds, 1), "finished_at": time.time(),
              "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "outputs": {p: digest(ROOT / p) for p in step.outputs if (ROOT / p).is_file()}}
+             "outputs": {p: digest(ROOT / p) for paths in outputs.values() for p in paths}}
     files.write_text(stamp_path(step), json.dumps(stamp, indent=1))
 
 
 def run_plan(plan):
+    """Run the steps to run, in order; a failed step is reported at the end and the others
+    go on (a step reading its results then uses what is there)."""
     todo = plan.todo
     total = sum(seconds for _, seconds in todo)
-    started = time.time()
+    started, failed = time.time(), []
     with tqdm(total=total, unit="s", desc="reproduce_all", dynamic_ncols=True,
               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} estimated s "
                          "[{elapsed}<{remaining}]") as bar:
         for step, estimate in todo:
             bar.set_postfix_str(step.name)
             seconds, code = run_step(step, estimate, bar)
-            if code != 0:
-                log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
-                tail = log.read_text().strip().splitlines()[-5:]
-                raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
-                                f"{shown(log)}):\n" + "\n".join(tail)
-                                + "\nRun the command again: finished steps are kept.")
-            write_stamp(step, seconds)
-    print(f"reproduce_all: {len(todo)} steps in {clock(time.time() - started)}")
+            log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
+            try:
+                if code != 0:
+                    tail = log.read_text().strip().splitlines()[-5:]
+                    raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
+                                    f"{shown(log)}):\n" + "\n".join(tail))
+                write_stamp(step, seconds)
+            except UserError as e:
+                failed.append(str(e))
+                bar.write(f"error: {e}")
+    print(f"reproduce_all: {len(todo) - len(failed)} of {len(todo)} steps in "
+          f"{clock(time.time() - started)}")
+    if failed:
+        raise UserError(f"{len(failed)} step(s) failed:\n" + "\n".join(failed)
+                        + "\nRun the command again: finished steps are kept.")
 
 
 def build_parser():

@@ -138,13 +138,14 @@ def draw_detector_heatmaps(metrics, rows, sets, title, path):
     return path
 
 
+@by_leader
 def draw_forest(assessment, rows, sets, title, path, mean="mean"):
     """A forest plot of a comparison: per detector (a band of rows) each set's AUROC and
     FPR95 with its 95% interval, the mean over the sets in black; a filled marker where the
     detector is in its column's best group (reports/uncertainty.py), hollow where it is
     significantly worse. ``sets``: [(set, label)]. Returns ``path``."""
     columns = [*sets, (mean, "mean over the sets")]
-    colours = dict(zip([s for s, _ in sets], plt.cm.tab10.colors))
+    colours = {s: plt.cm.tab20(i % 20) for i, (s, _) in enumerate(sets)}
     colours[mean] = "black"
     step = 0.8 / len(columns)
     fig, axes = plt.subplots(1, 2, figsize=(12, 1.9 + 0.55 * len(rows)), sharey=True)

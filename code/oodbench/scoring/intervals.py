@@ -19,9 +19,10 @@ drawn from ``numpy.random.default_rng([seed, side, stream, chunk])``, CHUNK resa
 time: they depend on the seed, the set's size and its stream only, not on a batch size, the
 machine's memory or torchrun's ranks. Every detector scored on the same images gets the same
 resamples (a ``Resampler`` per set), which is what the paired tests of paired_tests.py need;
-the in-distribution side takes stream 0 everywhere (the same test images under every OOD
-set), each OOD set its own stream (``stream_of`` its name), so two OOD sets of one size are
-not resampled in lockstep.
+the in-distribution side takes stream 0 everywhere, so sets scored on the same number of
+test images share its resamples (the same images), while a set scored on fewer (iSUN's
+7,925) gets resamples of its own; each OOD set takes its own stream (``stream_of`` its
+name), so two OOD sets of one size are not resampled in lockstep.
 """
 import zlib
 from dataclasses import dataclass
