@@ -327,3 +327,15 @@ def test_help_explains_each_flag(command, capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert "--lambda" in text if command == "cotrain" else "--runs" in text
+
+
+def test_a_moved_cotraining_folder_names_its_own_checkpoint(tmp_path):
+    """The record holds the absolute path it was written to; a clone elsewhere (a committed
+    folder) must load the checkpoint beside the record, not that path."""
+    from oodbench.commands import cotrain_table
+    record = {"file": "epoch5.pt", "model_flags": ["--arch", "resnet56", "--weights",
+                                                   "/elsewhere/run/epoch5.pt", "--image-size",
+                                                   "32"]}
+    assert cotrain_table.weights_here(record, tmp_path) == [
+        "--arch", "resnet56", "--weights", str(tmp_path.resolve() / "epoch5.pt"),
+        "--image-size", "32"]

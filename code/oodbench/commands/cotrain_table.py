@@ -78,6 +78,15 @@ def read_run(folder, epoch):
     return lines, json.loads(record.read_text())
 
 
+def weights_here(record, folder):
+    """The checkpoint's model flags with --weights at ``folder``'s copy of its file, so a
+    co-training folder moved or cloned elsewhere (its record holds the path it was written
+    to) still names its own checkpoint."""
+    flags = list(record["model_flags"])
+    flags[flags.index("--weights") + 1] = str(Path(folder).resolve() / record["file"])
+    return flags
+
+
 def passed_flags(args):
     """The flags every network's comparison takes."""
     flags = ["--methods", args.methods, "--sets", *args.sets, "--skip", str(args.skip),
@@ -112,7 +121,7 @@ def networks_of(args):
                              record["epoch"], record["sha256"], record["test_accuracy"],
                              float(np.mean(seconds)) if seconds else None,
                              tuple(line["svm"] for line in trained)),
-                     record["model_flags"]))
+                     weights_here(record, folder)))
     lams = [n.lam for n, _ in runs]
     if len(set(lams)) < len(lams):
         raise UserError("--runs: two runs of the same lambda; give one of each")
