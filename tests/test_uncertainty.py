@@ -106,3 +106,14 @@ def test_each_ood_set_is_resampled_on_its_own():
     scores["setB", "good"] = scores["setA", "good"]          # the same images under two names
     found = uncertainty.assess(scores, ["setA", "setB"], ["good"], resamples=200)
     assert found.intervals["setA", "good"] != found.intervals["setB", "good"]
+
+
+def test_a_detector_of_constant_scores_is_named_in_a_note():
+    scores = table()
+    scores["setA", "poor"] = (np.zeros(300), np.zeros(300))
+    found = uncertainty.assess(scores, ["setA", "setB"], ["good", "poor"], resamples=200)
+    assert found.constant == [("setA", "poor")]
+    interval = found.intervals["setA", "poor"][AUROC]
+    assert (interval.value, interval.lower, interval.upper) == (0.5, 0.5, 0.5)
+    (_, note) = uncertainty.constant_notes(found, {"setA": "Set A"})
+    assert "poor on Set A" in note

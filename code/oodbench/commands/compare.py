@@ -278,8 +278,9 @@ def write_tables(args, found, assessment=None):
         lines += summary_table(metric, ran, found, assessment)
     name = comparison_name(args)
     if assessment is not None:
-        lines += [""] + uncertainty.pairs_summary(
-            assessment, ran, {s: get_ood_set(s).label for s in ran})
+        labels = {s: get_ood_set(s).label for s in ran}
+        lines += uncertainty.constant_notes(assessment, labels)
+        lines += [""] + uncertainty.pairs_summary(assessment, ran, labels)
         uncertainty.write_pairs_csv(results_dir() / f"{name}_pairs.csv", assessment)
     lines += ["", "| detector | settings |", "|---|---|"]
     lines += [f"| {row} | {found.notes[row]} |" for row in found.rows]

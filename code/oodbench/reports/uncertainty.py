@@ -59,6 +59,7 @@ class Assessment:
     intervals: dict = field(default_factory=dict)   # (column, row) -> {metric: Interval}
     best: dict = field(default_factory=dict)        # (column, metric) -> set of rows
     pairs: list = field(default_factory=list)
+    constant: list = field(default_factory=list)    # (column, row) whose scores are all equal
 
     def is_best(self, column, row, metric):
         return row in self.best.get((column, metric), ())
@@ -80,13 +81,15 @@ def _column_scores(scores, column, rows):
     return present
 
 
-def _replicates(scores, column, present, resamples, seed):
+def _replicates(scores, column, present, resamples, seed, constant):
     first = scores[column, present[0]]
     resampler = intervals.Resampler(len(first[0]), len(first[1]), resamples, seed,
                                     intervals.stream_of(column))
     values, replicates = {}, {}
     for row in present:
         ins, outs = intervals.check_scores(*scores[column, row], what=f"{row} on {column}")
+        if np.ptp(np.r_[ins, outs]) == 0:
+            constant.append((column, row))
         values[row] = intervals.point_values(ins, outs)
         replicates[row] = resampler.replicates(ins, outs)
     return values, replicates
@@ -133,7 +136,8 @@ def assess(scores, columns, rows, resamples=intervals.RESAMPLES, seed=intervals.
         present = _column_scores(scores, column, rows)
         if not present:
             continue
-        values, replicates = _replicates(scores, column, present, resamples, seed)
+        values, replicates = _replicates(scores, column, present, resamples, seed,
+                                         assessment.constant)
         per_column[column] = values, replicates
         _judge(assessment, column, present, values, replicates,
                _delong_p(scores, column, present))
@@ -193,6 +197,16 @@ def pairs_summary(assessment, columns, labels):
         if any(counts):
             lines.append(f"| {labels.get(column, column)} | " + " | ".join(counts) + " |")
     return lines
+
+
+def constant_notes(assessment, labels):
+    """Markdown lines naming the cells whose detector gave every image one score."""
+    if not assessment.constant:
+        return []
+    return ["", "Constant scores (the detector tells nothing apart there: AUROC 50%, FPR95 "
+            "100%, an interval of width 0): " + "; ".join(
+                f"{row} on {labels.get(column, column)}" for column, row in assessment.constant)
+            + "."]
 
 
 def write_pairs_csv(path, assessment):
