@@ -12,7 +12,7 @@ import numpy as np
 
 from oodbench.core import files
 from oodbench.reports import uncertainty
-from oodbench.reports.figures import save
+from oodbench.reports.figures import finish_panels
 from oodbench.scoring.metrics import METRICS
 
 SHOWN = ("AUROC", "FPR at TPR 95%")
@@ -136,12 +136,4 @@ def figure(path, title, networks, rows, sets, metrics):
         low = min((100 * m["AUROC"] for (_, _, r), m in metrics.items()), default=0)
         ax.set_ylim(max(0, low - 5), 100.5)
         ax.grid(axis="y", lw=0.4)
-    for ax in axes.flat[len(rows):]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel("AUROC (%)")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(fig, path)
-    return path
+    return finish_panels(fig, axes, len(rows), title, path, legend_size=7)

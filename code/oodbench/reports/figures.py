@@ -182,6 +182,20 @@ def draw_forest(assessment, rows, sets, title, path, mean="mean"):
     return path
 
 
+def finish_panels(fig, axes, used, title, path, legend_size=7):
+    """A grid of AUROC panels: the unused ones blanked, the first labelled and with the
+    legend, the title; saved to ``path``, which is returned."""
+    for ax in axes.flat[used:]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("AUROC (%)")
+    axes[0, 0].legend(fontsize=legend_size)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(fig, path)
+    return path
+
+
 def figure_path(nn, name):
     """figures/<model>/<name>.png, its folder created."""
     folder = figures_dir() / nn

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from oodbench.core import files
-from oodbench.reports.figures import save
+from oodbench.reports.figures import finish_panels
 
 SHOWN = ("AUROC", "FPR at TPR 95%")
 
@@ -130,12 +130,4 @@ def figure(path, spread, labels, title):
         ax.set_xticks(x, [labels[s] for s in spread.sets], rotation=35, ha="right",
                       fontsize=7)
         ax.grid(axis="y", lw=0.4)
-    for ax in axes.flat[len(spread.rows):]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel("AUROC (%)")
-    axes[0, 0].legend(fontsize=6)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(fig, path)
-    return path
+    return finish_panels(fig, axes, len(spread.rows), title, path, legend_size=6)
