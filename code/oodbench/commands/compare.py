@@ -248,12 +248,16 @@ def summary_table(metric, ran, found, assessment):
     lines = ["", caption, "",
              "| detector | " + " | ".join(get_ood_set(s).label for s in ran) + " | mean |",
              "|---|" + "---|" * (len(ran) + 1)]
+    digits = {} if assessment is None else {
+        c: uncertainty.column_digits(assessment, c, found.rows, metric)
+        for c in [*ran, uncertainty.MEAN]}
     for row in found.rows:
         cells = []
         for column in [*ran, uncertainty.MEAN]:
             if assessment is not None and (column, row) in assessment.intervals:
                 cells.append(uncertainty.cell(assessment.intervals[column, row][metric],
-                                              assessment.is_best(column, row, metric)))
+                                              assessment.is_best(column, row, metric),
+                                              digits[column]))
             elif column == uncertainty.MEAN:
                 done = [found.metrics[s, row][metric] for s in ran if (s, row) in found.metrics]
                 cells.append(f"{100 * np.mean(done):.1f}" if ran and len(done) == len(ran)

@@ -206,9 +206,11 @@ def percent_pair(result, metric, assessment=None, name=None):
     bold when not significantly worse than the other) where ``assessment`` has them."""
     if assessment is None or metric not in uncertainty.METRICS:
         return f"{100 * result['Baseline'][metric]:.1f} / {100 * result['ODIN'][metric]:.1f}"
+    methods = ("Baseline", "ODIN")
+    digits = uncertainty.column_digits(assessment, name, methods, metric)
     return " / ".join(uncertainty.cell(assessment.intervals[name, method][metric],
-                                       assessment.is_best(name, method, metric))
-                      for method in ("Baseline", "ODIN"))
+                                       assessment.is_best(name, method, metric), digits)
+                      for method in methods)
 
 
 def odin_assessment(args, sets, chosen, why_not, outcomes):

@@ -151,12 +151,22 @@ def assess(scores, columns, rows, resamples=intervals.RESAMPLES, seed=intervals.
     return assessment
 
 
-def cell(interval, bold=False):
+def cell(interval, bold=False, digits=1):
     """'6.3 ±0.5' in percent: the value and the larger distance from it to an end of its
     interval (the exact ends are in the CSV); bold when ``bold``."""
     spread = max(interval.value - interval.lower, interval.upper - interval.value)
-    text = f"{100 * interval.value:.1f} ±{100 * spread:.1f}"
+    text = f"{100 * interval.value:.{digits}f} ±{100 * spread:.{digits}f}"
     return f"**{text}**" if bold else text
+
+
+def column_digits(assessment, column, rows, metric):
+    """1, or 2 where one decimal would show a detector the test tells apart from the best
+    with the best's very value (99.97 against 100.00 on noise, both '100.0')."""
+    present = [r for r in rows if (column, r) in assessment.intervals]
+    shown = {r: f"{100 * assessment.intervals[column, r][metric].value:.1f}" for r in present}
+    best = {shown[r] for r in present if assessment.is_best(column, r, metric)}
+    return 2 if any(shown[r] in best for r in present
+                    if not assessment.is_best(column, r, metric)) else 1
 
 
 def caption(metric, assessment, what="detector"):
