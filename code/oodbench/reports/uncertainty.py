@@ -164,9 +164,9 @@ def column_digits(assessment, column, rows, metric):
     with the best's very value (99.97 against 100.00 on noise, both '100.0')."""
     present = [r for r in rows if (column, r) in assessment.intervals]
     shown = {r: f"{100 * assessment.intervals[column, r][metric].value:.1f}" for r in present}
-    best = {shown[r] for r in present if assessment.is_best(column, r, metric)}
-    return 2 if any(shown[r] in best for r in present
-                    if not assessment.is_best(column, r, metric)) else 1
+    best_rows = {r for r in present if assessment.is_best(column, r, metric)}
+    best_texts = {shown[r] for r in best_rows}
+    return 2 if any(shown[r] in best_texts for r in present if r not in best_rows) else 1
 
 
 def caption(metric, assessment, what="detector"):
