@@ -215,7 +215,8 @@ def percent_pair(result, metric, assessment=None, name=None):
 
 def odin_assessment(args, sets, chosen, why_not, outcomes):
     """The intervals and paired tests of the baseline and ODIN per set (reports/
-    uncertainty.py), or None where the table shows other than the exact metrics."""
+    uncertainty.py), or None where the table shows other than the exact metrics or no set
+    ran (a table of 'not available here' rows has no interval to speak of)."""
     if args.metrics != "exact":
         return None
     sources = {}
@@ -224,6 +225,8 @@ def odin_assessment(args, sets, chosen, why_not, outcomes):
         if result is not None:
             folder = outcomes.folders[run_key(name, choice)]
             sources |= {(name, m): (folder, m) for m in ("Baseline", "ODIN")}
+    if not sources:
+        return None
     return uncertainty.assess(metric_block.cell_scores(sources), sets, ["Baseline", "ODIN"],
                               args.resamples, args.bootstrap_seed, mean=False)
 
