@@ -51,6 +51,24 @@ This machine's limit (``--rows m``): fp32 matrix-multiply GFLOP/s on the threads
 
   m  machine limit   densenet10, resnet20 and resnet56 forward against the matmul peak
 
+Where the forward's time goes and what changes it (``--rows k``): densenet10's forward in
+inference mode at batch --batch-size, eager against torch.compile (inductor) and inductor
+with freezing (weights folded in as constants), the variants interleaved, best of five
+rounds of --n images each (this CPU's timings drift between runs; interleaving keeps the
+ratios fair); then the eager forward's time per operator kind (torch.profiler) and the
+convolutions' own GFLOP/s against the matmul peak.
+
+  k  forward kernels   eager / inductor / inductor + freezing; time by operator
+
+The parts of Mahalanobis in full against ODIN (``--rows l``), densenet10, eager, chunks of
+16 images as layerwise_runs scores them, one magnitude: the forward pass with its graph, one
+backward pass per declared layer, one forward pass per layer stopping at it (what the
+algorithm needs), and the detector's whole step (layerwise.directions + scores) beside ODIN's
+(forward with graph, backward, forward). Fitted on random features of the layers' widths:
+the cost does not depend on the fit.
+
+  l  layer-wise cost   Mahalanobis in full's passes, per image, against ODIN's
+
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
 for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
@@ -63,8 +81,10 @@ for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py
     python scripts/bench.py --rows euxvw --n 256
     python scripts/bench.py --rows i
     python scripts/bench.py --rows m --n 512 --batch-size 128
+    python scripts/bench.py --rows kl --n 256
 """
 import argparse
+import copy
 import json
 import os
 import resource
@@ -102,7 +122,9 @@ ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "e": "ODIN, registry densenet10 (eager)", "u": "ODIN, --arch densenet-bc-100-12",
         "x": "ODIN, densenet10 as --model .pt2", "v": "ODIN, resnet18 at 224x224",
         "w": "forward, resnet18 at 224x224", "i": "intervals of a densenet10-sized table",
-        "m": "fp32 matmul peak and each forward's share"}
+        "m": "fp32 matmul peak and each forward's share",
+        "k": "densenet10 forward: kernels and operators",
+        "l": "Mahalanobis in full's passes against ODIN"}
 
 
 def own_model(row, device, tmp):
@@ -210,6 +232,121 @@ def machine_limit(n, device, batch_size):
     return {"row": "m", "peak_gflops": peak, "models": found}
 
 
+def forward_kernels(n, device, batch_size, rounds=5):
+    """Row k: images/s of densenet10's inference forward per variant (interleaved, best of
+    ``rounds``), the largest |difference| from eager, and the eager forward's time by
+    operator kind."""
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+    from oodbench.commands.reproduce_all import machine_gflops
+    eager, spec = load_model("densenet10", device)
+    eager = runtime.prepare_model(eager.requires_grad_(False), device, False)
+    normalise, _ = odin_scoring.normaliser(spec.mean, spec.std, device)
+    x = normalise(images(batch_size).to(device))
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp())
+    # each compiled variant gets its own copy: a copy is another module to dynamo's guards,
+    # so it is compiled anew with its own options rather than served the first's graph
+    variants = {"eager": eager,
+                "inductor": torch.compile(copy.deepcopy(eager), dynamic=False),
+                "inductor + freezing": torch.compile(copy.deepcopy(eager), dynamic=False,
+                                                     options={"freezing": True})}
+    with torch.no_grad():
+        reference = eager(x)
+        differences, warm_up = {"eager": 0.0}, {}
+        for name in ("inductor", "inductor + freezing"):
+            started = time.perf_counter()
+            differences[name] = (variants[name](x) - reference).abs().max().item()
+            warm_up[name] = time.perf_counter() - started
+        batches = max(1, n // batch_size)
+        best = {name: float("inf") for name in variants}
+        for _ in range(rounds):
+            for name, model in variants.items():
+                sync(device)
+                started = time.perf_counter()
+                for _ in range(batches):
+                    model(x)
+                sync(device)
+                best[name] = min(best[name], time.perf_counter() - started)
+        with FlopCounterMode(display=False) as counter:
+            eager(x)
+        with profile(activities=[ProfilerActivity.CPU]) as profiled:
+            for _ in range(batches):
+                eager(x)
+    by_kind = {}
+    for event in profiled.key_averages():
+        kind = event.key.replace("aten::", "")
+        kind = {"mkldnn_convolution": "convolution", "native_batch_norm": "batch norm",
+                "clamp_min_": "ReLU", "cat": "concatenation"}.get(kind)
+        if kind:
+            by_kind[kind] = by_kind.get(kind, 0) + event.self_cpu_time_total / 1e6
+    profiled_s = sum(e.self_cpu_time_total for e in profiled.key_averages()) / 1e6
+    conv_gflops = counter.get_total_flops() * batches / 1e9 / by_kind.get("convolution", 1)
+    return {"row": "k", "peak_gflops": machine_gflops(2.0) if device.type == "cpu" else None,
+            "images_per_s": {k: batches * batch_size / v for k, v in best.items()},
+            "max_difference": differences, "warm_up_s": warm_up,
+            "share": {k: v / profiled_s for k, v in by_kind.items()},
+            "conv_gflops": conv_gflops}
+
+
+def layerwise_costs(n, device, chunk=16, magnitude=0.0014):
+    """Row l: per image, the passes of Mahalanobis in full (densenet10, one magnitude) and its
+    whole step, beside ODIN's (module docstring)."""
+    from oodbench.detectors.mahalanobis_full import MahalanobisFull, pooled
+    from oodbench.scoring.features import LayerMaps
+    model, spec = load_model("densenet10", device)
+    model = runtime.prepare_model(model, device, False)
+    net = LayerMaps(model, spec.feature_layers)
+    normalise, std = odin_scoring.normaliser(spec.mean, spec.std, device)
+    x = normalise(images(n).to(device))
+    layers = len(spec.feature_layers)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        widths = [pooled(m).shape[1] for m in net.layer_maps(x[:2], layers)]
+    labels = np.arange(1000) % spec.num_classes
+    detector = MahalanobisFull().fit([rng.normal(size=(1000, w)) for w in widths], labels,
+                                     spec.num_classes)
+    parts = {"forward with graph": 0.0, **{f"backward to {f.name}": 0.0
+                                           for f in spec.feature_layers},
+             **{f"forward to {f.name}": 0.0 for f in spec.feature_layers}}
+
+    def timed(key, function):
+        sync(device)
+        started = time.perf_counter()
+        value = function()
+        sync(device)
+        parts[key] += time.perf_counter() - started
+        return value
+
+    chunks = [x[i:i + chunk] for i in range(0, n, chunk)]
+    detector.scores(net, chunks[0], magnitude, detector.directions(net, chunks[0], std))
+    for batch in chunks:
+        batch = batch.detach().requires_grad_(True)
+        outputs = timed("forward with graph", lambda: net.layer_maps(batch, layers))
+        steps = []
+        for layer, feature in enumerate(spec.feature_layers):
+            (gradient,) = timed(f"backward to {feature.name}", lambda: torch.autograd.grad(
+                detector.loss(layer, outputs[layer]), batch, retain_graph=layer < layers - 1))
+            steps.append(detector.direction(gradient, std))
+        with torch.no_grad():
+            for layer, feature in enumerate(spec.feature_layers):
+                timed(f"forward to {feature.name}", lambda: net.layer_maps(
+                    batch + magnitude * steps[layer], layer + 1))
+    whole = {"Mahalanobis step": 0.0, "ODIN step": 0.0}
+    for batch in chunks:
+        sync(device)
+        started = time.perf_counter()
+        detector.scores(net, batch, magnitude, detector.directions(net, batch, std))
+        sync(device)
+        whole["Mahalanobis step"] += time.perf_counter() - started
+        started = time.perf_counter()
+        odin_scoring.odin_batch(model, batch, T, EPS, std)
+        sync(device)
+        whole["ODIN step"] += time.perf_counter() - started
+    return {"row": "l", "ms_per_image": {k: 1000 * v / n for k, v in {**parts, **whole}.items()}}
+
+
 def interval_costs():
     """Row i: the intervals and paired tests of a densenet10-sized comparison, and the naive
     loop's estimate (module docstring)."""
@@ -251,6 +388,11 @@ def worker(row, n, device, batch_size, scores_path):
         return
     if row == "m":
         print(json.dumps(machine_limit(n, torch.device(device), batch_size)))
+        return
+    if row in "kl":
+        runtime.configure_allocator()
+        print(json.dumps(forward_kernels(n, torch.device(device), batch_size) if row == "k"
+                         else layerwise_costs(n, torch.device(device))))
         return
     runtime.configure_allocator()
     device = torch.device(device)
@@ -393,6 +535,31 @@ def main():
                 print(f"     {name:12} forward {m['images_per_s']:8.1f} img/s  "
                       f"{m['gflop_per_image']:.3f} GFLOP/img  {m['gflops']:6.1f} GFLOP/s  "
                       f"{100 * m['gflops'] / r['peak_gflops']:5.1f}% of the peak")
+            continue
+        if row == "k":
+            base = r["images_per_s"]["eager"]
+            print(f"  k  {ROWS[row]}, batch {args.batch_size}")
+            for name, speed in r["images_per_s"].items():
+                warm = r["warm_up_s"].get(name)
+                print(f"     {name:20} {speed:8.1f} img/s  {speed / base:5.2f}x eager  max |diff| "
+                      f"{r['max_difference'][name]:.1e}"
+                      + (f"  (compiled in {warm:.0f} s)" if warm else ""))
+            shares = sorted(r["share"].items(), key=lambda kv: -kv[1])
+            print("     eager time by operator: "
+                  + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares))
+            if r["peak_gflops"]:
+                print(f"     convolutions alone: {r['conv_gflops']:.0f} GFLOP/s, "
+                      f"{100 * r['conv_gflops'] / r['peak_gflops']:.0f}% of the fp32 matmul "
+                      f"peak ({r['peak_gflops']:.0f} GFLOP/s)")
+            continue
+        if row == "l":
+            ms = r["ms_per_image"]
+            needed = sum(v for k, v in ms.items() if not k.endswith("step"))
+            print(f"  l  {ROWS[row]} (ms per image, densenet10, eager, chunks of 16)")
+            for key, value in ms.items():
+                print(f"     {key:24} {value:7.2f}")
+            print(f"     its passes together {needed:7.2f} ms: {needed / ms['ODIN step']:.2f}x "
+                  f"ODIN's step; the whole step {ms['Mahalanobis step'] / ms['ODIN step']:.2f}x")
             continue
         if row == "i":
             print(f"  i  {ROWS[row]:40} {r['seconds']:7.1f} s  ({r['cells']} cells, "
