@@ -81,3 +81,29 @@ def test_grids_are_of_the_held_out_images(installed, monkeypatch):
     monkeypatch.setattr(tuning.Tuner, "model", lambda self: None)
     tuning.Tuner("densenet10", 3, "cpu").tune("paper", "iSUN")
     assert seen == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_grids_are_cached_per_block_and_a_longer_tuning_reuses_a_shorter(installed,
+                                                                        monkeypatch, small_net):
+    """Blocks of GRID_BLOCK images: 5 images reuse the block a 3-image grid computed, and the
+    blocks together are the grid of the 5 images in one go."""
+    from torch.utils.data import Subset
+    from oodbench.datasets.image_sets import ood_dataset
+    monkeypatch.setattr(tuning, "GRID_BLOCK", 2)
+    monkeypatch.setattr(tuning.Tuner, "model", lambda self: small_net)
+    computed = []
+    real_grid_scores = tuning.grid_scores
+
+    def spy(model, dataset, *args, **kwargs):
+        computed.append(list(dataset.indices))
+        return real_grid_scores(model, dataset, *args, **kwargs)
+    monkeypatch.setattr(tuning, "grid_scores", spy)
+    tuning.Tuner("densenet10", 3, "cpu").grid("Uniform")
+    assert computed == [[0, 1], [2]]
+    blocks = tuning.Tuner("densenet10", 5, "cpu").grid("Uniform")
+    assert computed == [[0, 1], [2], [2, 3], [4]]              # block 0-1 from the cache
+    spec = tuning.get_spec("densenet10")
+    whole = real_grid_scores(small_net, Subset(ood_dataset("Uniform", 0), range(5)), spec.mean,
+                             spec.std, "cpu")
+    assert blocks.shape == whole.shape == (10, 21, 5)
+    assert np.abs(blocks - whole).max() <= 1e-6
