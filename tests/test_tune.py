@@ -83,8 +83,8 @@ def test_grids_are_of_the_held_out_images(installed, monkeypatch):
     assert seen == [[0, 1, 2], [0, 1, 2]]
 
 
-def test_grids_are_cached_per_block_and_a_longer_tuning_reuses_a_shorter(installed,
-                                                                        monkeypatch, small_net):
+def test_grids_are_cached_per_block_and_a_longer_tuning_reuses_a_shorter(
+        installed, monkeypatch, small_net):
     """Blocks of GRID_BLOCK images: 5 images reuse the block a 3-image grid computed, and the
     blocks together are the grid of the 5 images in one go."""
     from torch.utils.data import Subset
