@@ -60,15 +60,6 @@ convolutions' own GFLOP/s against the matmul peak.
 
   k  forward kernels   eager / inductor / inductor + freezing; time by operator
 
-The parts of Mahalanobis in full against ODIN (``--rows l``), densenet10, eager, chunks of
-16 images as layerwise_runs scores them, one magnitude: the forward pass with its graph, one
-backward pass per declared layer, one forward pass per layer stopping at it (what the
-algorithm needs), and the detector's whole step (layerwise.directions + scores) beside ODIN's
-(forward with graph, backward, forward). Fitted on random features of the layers' widths:
-the cost does not depend on the fit.
-
-  l  layer-wise cost   Mahalanobis in full's passes, per image, against ODIN's
-
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
 for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py's grid
@@ -81,7 +72,7 @@ for main.py's iSUN run (--n images a side, no cache, no compilation) and tune.py
     python scripts/bench.py --rows euxvw --n 256
     python scripts/bench.py --rows i
     python scripts/bench.py --rows m --n 512 --batch-size 128
-    python scripts/bench.py --rows kl --n 256
+    python scripts/bench.py --rows k --n 256
 """
 import argparse
 import copy
@@ -123,8 +114,7 @@ ROWS = {"a": "release loop (batch 1, weight grads)", "b": "pytorch-ood ODIN",
         "x": "ODIN, densenet10 as --model .pt2", "v": "ODIN, resnet18 at 224x224",
         "w": "forward, resnet18 at 224x224", "i": "intervals of a densenet10-sized table",
         "m": "fp32 matmul peak and each forward's share",
-        "k": "densenet10 forward: kernels and operators",
-        "l": "Mahalanobis in full's passes against ODIN"}
+        "k": "densenet10 forward: kernels and operators"}
 
 
 def own_model(row, device, tmp):
@@ -290,63 +280,6 @@ def forward_kernels(n, device, batch_size, rounds=5):
             "conv_gflops": conv_gflops}
 
 
-def layerwise_costs(n, device, chunk=16, magnitude=0.0014):
-    """Row l: per image, the passes of Mahalanobis in full (densenet10, one magnitude) and its
-    whole step, beside ODIN's (module docstring)."""
-    from oodbench.detectors.mahalanobis_full import MahalanobisFull, pooled
-    from oodbench.scoring.features import LayerMaps
-    model, spec = load_model("densenet10", device)
-    model = runtime.prepare_model(model, device, False)
-    net = LayerMaps(model, spec.feature_layers)
-    normalise, std = odin_scoring.normaliser(spec.mean, spec.std, device)
-    x = normalise(images(n).to(device))
-    layers = len(spec.feature_layers)
-    rng = np.random.default_rng(0)
-    with torch.no_grad():
-        widths = [pooled(m).shape[1] for m in net.layer_maps(x[:2], layers)]
-    labels = np.arange(1000) % spec.num_classes
-    detector = MahalanobisFull().fit([rng.normal(size=(1000, w)) for w in widths], labels,
-                                     spec.num_classes)
-    parts = {"forward with graph": 0.0, **{f"backward to {f.name}": 0.0
-                                           for f in spec.feature_layers},
-             **{f"forward to {f.name}": 0.0 for f in spec.feature_layers}}
-
-    def timed(key, function):
-        sync(device)
-        started = time.perf_counter()
-        value = function()
-        sync(device)
-        parts[key] += time.perf_counter() - started
-        return value
-
-    chunks = [x[i:i + chunk] for i in range(0, n, chunk)]
-    detector.scores(net, chunks[0], magnitude, detector.directions(net, chunks[0], std))
-    for batch in chunks:
-        batch = batch.detach().requires_grad_(True)
-        outputs = timed("forward with graph", lambda: net.layer_maps(batch, layers))
-        steps = []
-        for layer, feature in enumerate(spec.feature_layers):
-            (gradient,) = timed(f"backward to {feature.name}", lambda: torch.autograd.grad(
-                detector.loss(layer, outputs[layer]), batch, retain_graph=layer < layers - 1))
-            steps.append(detector.direction(gradient, std))
-        with torch.no_grad():
-            for layer, feature in enumerate(spec.feature_layers):
-                timed(f"forward to {feature.name}", lambda: net.layer_maps(
-                    batch + magnitude * steps[layer], layer + 1))
-    whole = {"Mahalanobis step": 0.0, "ODIN step": 0.0}
-    for batch in chunks:
-        sync(device)
-        started = time.perf_counter()
-        detector.scores(net, batch, magnitude, detector.directions(net, batch, std))
-        sync(device)
-        whole["Mahalanobis step"] += time.perf_counter() - started
-        started = time.perf_counter()
-        odin_scoring.odin_batch(model, batch, T, EPS, std)
-        sync(device)
-        whole["ODIN step"] += time.perf_counter() - started
-    return {"row": "l", "ms_per_image": {k: 1000 * v / n for k, v in {**parts, **whole}.items()}}
-
-
 def interval_costs():
     """Row i: the intervals and paired tests of a densenet10-sized comparison, and the naive
     loop's estimate (module docstring)."""
@@ -389,10 +322,9 @@ def worker(row, n, device, batch_size, scores_path):
     if row == "m":
         print(json.dumps(machine_limit(n, torch.device(device), batch_size)))
         return
-    if row in "kl":
+    if row == "k":
         runtime.configure_allocator()
-        print(json.dumps(forward_kernels(n, torch.device(device), batch_size) if row == "k"
-                         else layerwise_costs(n, torch.device(device))))
+        print(json.dumps(forward_kernels(n, torch.device(device), batch_size)))
         return
     runtime.configure_allocator()
     device = torch.device(device)
@@ -551,15 +483,6 @@ def main():
                 print(f"     convolutions alone: {r['conv_gflops']:.0f} GFLOP/s, "
                       f"{100 * r['conv_gflops'] / r['peak_gflops']:.0f}% of the fp32 matmul "
                       f"peak ({r['peak_gflops']:.0f} GFLOP/s)")
-            continue
-        if row == "l":
-            ms = r["ms_per_image"]
-            needed = sum(v for k, v in ms.items() if not k.endswith("step"))
-            print(f"  l  {ROWS[row]} (ms per image, densenet10, eager, chunks of 16)")
-            for key, value in ms.items():
-                print(f"     {key:24} {value:7.2f}")
-            print(f"     its passes together {needed:7.2f} ms: {needed / ms['ODIN step']:.2f}x "
-                  f"ODIN's step; the whole step {ms['Mahalanobis step'] / ms['ODIN step']:.2f}x")
             continue
         if row == "i":
             print(f"  i  {ROWS[row]:40} {r['seconds']:7.1f} s  ({r['cells']} cells, "
