@@ -52,13 +52,13 @@ This machine's limit (``--rows m``): fp32 matrix-multiply GFLOP/s on the threads
   m  machine limit   densenet10, resnet20 and resnet56 forward against the matmul peak
 
 Where the forward's time goes and what changes it (``--rows k``): densenet10's forward in
-inference mode at batch --batch-size, eager against torch.compile (inductor) and inductor
-with freezing (weights folded in as constants), the variants interleaved, best of five
-rounds of --n images each (this CPU's timings drift between runs; interleaving keeps the
-ratios fair); then the eager forward's time per operator kind (torch.profiler) and the
+inference mode at batch --batch-size, eager against torch.compile (inductor), inductor
+with freezing (weights folded in as constants) and TorchScript's freeze, the variants
+interleaved, best of five rounds of --n images each (this CPU's timings drift between runs;
+interleaving keeps the ratios fair); then the eager forward's time per operator kind (torch.profiler) and the
 convolutions' own GFLOP/s against the matmul peak.
 
-  k  forward kernels   eager / inductor / inductor + freezing; time by operator
+  k  forward kernels   eager / inductor / + freezing / TorchScript; time by operator
 
 Processes against threads (``--processes``): on this CPU, 2 ranks x 1 thread (torchrun, one
 process per core, each scoring half the images: shards.py) against 1 process x 2 threads,
@@ -241,11 +241,13 @@ def forward_kernels(n, device, batch_size, rounds=5):
     variants = {"eager": eager,
                 "inductor": torch.compile(copy.deepcopy(eager), dynamic=False),
                 "inductor + freezing": torch.compile(copy.deepcopy(eager), dynamic=False,
-                                                     options={"freezing": True})}
+                                                     options={"freezing": True}),
+                "TorchScript freeze": torch.jit.optimize_for_inference(torch.jit.freeze(
+                    torch.jit.trace(copy.deepcopy(eager).eval(), x)))}
     with torch.no_grad():
         reference = eager(x)
         differences, warm_up = {"eager": 0.0}, {}
-        for name in ("inductor", "inductor + freezing"):
+        for name in ("inductor", "inductor + freezing", "TorchScript freeze"):
             started = time.perf_counter()
             differences[name] = (variants[name](x) - reference).abs().max().item()
             warm_up[name] = time.perf_counter() - started
