@@ -93,6 +93,16 @@ def test_only_must_name_a_step(tiny, capsys):
     assert "no step's name holds it" in capsys.readouterr().err
 
 
+def test_only_a_whole_name_picks_that_step_alone(monkeypatch):
+    steps = [Step(name, ("x",), (), 1) for name in ("table: a", "table: a, paper", "table: b")]
+    monkeypatch.setattr(reproduce_all, "steps", lambda: steps)
+    assert reproduce_all.chosen_steps("Table: A") == steps[:1]
+    assert reproduce_all.chosen_steps("table: a") == steps[:1]
+    assert reproduce_all.chosen_steps("table") == steps
+    assert reproduce_all.chosen_steps("a, p") == steps[1:2]
+    assert reproduce_all.chosen_steps(None) == steps
+
+
 def test_the_real_plan_remakes_every_committed_result():
     """Every results/*.md committed is a step's output (the tables of models not on these
     machines too: their steps are skipped here with the reason, and run where they are)."""

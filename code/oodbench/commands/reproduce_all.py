@@ -16,6 +16,7 @@ little is lost. Each step's output goes to runs/reproduce_all/<step>.log.
     bash scripts/reproduce_all.sh --dry-run          # the plan only
     bash scripts/reproduce_all.sh                    # everything (about a day on 2 cores)
     bash scripts/reproduce_all.sh --only compare     # the steps whose name holds 'compare'
+    bash scripts/reproduce_all.sh --only "ODIN table: densenet10"   # that step (whole name)
 """
 import argparse
 import hashlib
@@ -325,12 +326,23 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="print the plan only")
     parser.add_argument("--only", metavar="TEXT",
-                        help="only the steps whose name holds TEXT (case-insensitive)")
+                        help="only the steps whose name holds TEXT (case-insensitive); the "
+                             "one step whose whole name it is, where there is one")
     return parser
 
 
+def chosen_steps(only):
+    """The steps ``--only`` names: the one whose whole name it is, else every one holding it
+    ('ODIN table: densenet10' is one step, not also the two longer densenet10 tables)."""
+    every = steps()
+    if not only:
+        return every
+    exact = [s for s in every if s.name.lower() == only.lower()]
+    return exact or [s for s in every if only.lower() in s.name.lower()]
+
+
 def report(args):
-    chosen = [s for s in steps() if not args.only or args.only.lower() in s.name.lower()]
+    chosen = chosen_steps(args.only)
     if not chosen:
         raise UserError(f"--only {args.only!r}: no step's name holds it; the steps: "
                         + "; ".join(s.name for s in steps()))
