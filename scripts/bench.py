@@ -55,8 +55,8 @@ Where the forward's time goes and what changes it (``--rows k``): densenet10's f
 inference mode at batch --batch-size, eager against torch.compile (inductor), inductor
 with freezing (weights folded in as constants) and TorchScript's freeze, the variants
 interleaved, best of five rounds of --n images each (this CPU's timings drift between runs;
-interleaving keeps the ratios fair); then the eager forward's time per operator kind (torch.profiler) and the
-convolutions' own GFLOP/s against the matmul peak.
+interleaving keeps the ratios fair); then the eager forward's time per operator kind
+(torch.profiler) and the convolutions' own GFLOP/s against the matmul peak.
 
   k  forward kernels   eager / inductor / + freezing / TorchScript; time by operator
 
