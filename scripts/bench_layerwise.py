@@ -39,24 +39,22 @@ from oodbench.scoring.features import LayerMaps  # noqa: E402
 from oodbench.scoring.odin_scoring import normaliser, odin_batch  # noqa: E402
 
 
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(function, x):
     function(x[:CHUNK])   # warm-up
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync()
     started = time.perf_counter()
     function(x)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    sync()
     return time.perf_counter() - started
 
 
 def batches(function, x, size):
     return [function(x[i:i + size]) for i in range(0, len(x), size)]
-
-
-def sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def passes(maha, net, model, spec, x, std, magnitude=0.0014):

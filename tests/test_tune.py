@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from oodbench.commands import tune
 from oodbench.core.paths import cache_dir, figures_dir, results_dir
+from oodbench.datasets.image_sets import ood_dataset
 from oodbench.networks.registry import ODIN_MEAN, ODIN_STD
 from oodbench.pipelines import tuning
 
@@ -87,8 +88,6 @@ def test_grids_are_cached_per_block_and_a_longer_tuning_reuses_a_shorter(
         installed, monkeypatch, small_net):
     """Blocks of GRID_BLOCK images: 5 images reuse the block a 3-image grid computed, and the
     blocks together are the grid of the 5 images in one go."""
-    from torch.utils.data import Subset
-    from oodbench.datasets.image_sets import ood_dataset
     monkeypatch.setattr(tuning, "GRID_BLOCK", 2)
     monkeypatch.setattr(tuning.Tuner, "model", lambda self: small_net)
     computed = []
