@@ -111,3 +111,17 @@ def test_the_real_plan_remakes_every_committed_result():
         assert any(fnmatch.fnmatchcase(f"results/{path.name}", p) for p in made), path.name
     for step in reproduce_all.steps():
         assert (ROOT / step.argv[0]).is_file(), step.argv
+
+
+def test_a_step_alone_is_estimated_with_the_caches_it_would_have_reused(tiny, capsys):
+    made, steps = tiny
+    steps.append(Step("fourth, reuses first's caches", (steps[0].argv[0], str(made[0])),
+                      (str(made[0]),), 10, reuses=("first",), alone_s=50))
+    assert reproduce_all.main(["--dry-run", "--only", "fourth"]) == 0   # first never ran
+    assert "to run    0:01:40  fourth" in capsys.readouterr().out       # 50 s, half speed
+    assert reproduce_all.main(["--dry-run"]) == 0                       # first runs before it
+    assert "to run    0:00:20  fourth" in capsys.readouterr().out
+    assert reproduce_all.main(["--only", "first"]) == 0                 # first has run here
+    capsys.readouterr()
+    assert reproduce_all.main(["--dry-run", "--only", "fourth"]) == 0
+    assert "to run    0:00:20  fourth" in capsys.readouterr().out
