@@ -14,7 +14,7 @@ command it runs is itself resumable (finished runs, grids, features and fits are
 little is lost. Each step's output goes to runs/reproduce_all/<step>.log.
 
     bash scripts/reproduce_all.sh --dry-run          # the plan only
-    bash scripts/reproduce_all.sh                    # everything (about a day on 2 cores)
+    bash scripts/reproduce_all.sh                    # everything (about 16 h on 2 cores)
     bash scripts/reproduce_all.sh --only compare     # the steps whose name holds 'compare'
     bash scripts/reproduce_all.sh --only "ODIN table: densenet10"   # that step (whole name)
 """
