@@ -125,3 +125,29 @@ def test_a_step_alone_is_estimated_with_the_caches_it_would_have_reused(tiny, ca
     capsys.readouterr()
     assert reproduce_all.main(["--dry-run", "--only", "fourth"]) == 0
     assert "to run    0:00:20  fourth" in capsys.readouterr().out
+
+
+def test_each_finished_step_records_its_time_and_a_new_machine_plans_with_it(tiny, capsys):
+    made, steps = tiny
+    assert reproduce_all.main(["--only", "first"]) == 0
+    assert reproduce_all.main(["--only", "first"]) == 0               # done: not measured again
+    made[0].write_text("edited by hand")                              # runs again, with its caches
+    assert reproduce_all.main([]) == 0
+    rows = reproduce_all.read_times()
+    assert list(rows) == ["first", "second"]                          # the plan's order
+    assert rows["first"]["machine_gflops"] == f"{reproduce_all.REFERENCE_GFLOPS / 2:.0f}"
+    assert rows["first"]["done_here_before"] == "first (an earlier run of it)"
+    assert rows["second"]["done_here_before"] == "first"
+    capsys.readouterr()
+    for stamp in (reproduce_all.runs_dir() / "reproduce_all").iterdir():
+        stamp.unlink()                                  # another machine, half as fast as
+    reproduce_all.files.write_text(                     # the one that measured 'second'
+        reproduce_all.results_dir() / reproduce_all.TIMES,
+        "step,seconds,machine_gflops,finished,done_here_before\n"
+        f"second,600,{reproduce_all.REFERENCE_GFLOPS:.0f},2026-12-07,\n")
+    assert reproduce_all.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "to run    0:20:00  second  (measured 2026-12-07 at 175 GFLOP/s, scaled, from " \
+           "nothing)" in out
+    assert "to run    0:00:20  first  (reference time, scaled)" in out
+    assert "(1 of them measured before, the rest by reference estimate)" in out

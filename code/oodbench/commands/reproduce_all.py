@@ -3,15 +3,18 @@ command; scripts/reproduce_all.sh sets up the environment and data first).
 
 Before any work it prints the plan: each step (a command of this repository), whether it is
 done (its stamp in runs/reproduce_all/ matches its command and its outputs are as it wrote
-them), skipped (its model or data is not on this machine: the reason, never a silent drop) or
-to run, and its estimated time: the seconds it took on this machine when it last ran, else
-its reference time (measured on the project's 2-core CPU machine, whose fp32 matrix multiply
-ran at REFERENCE_GFLOPS) scaled by this machine's speed, measured first (a second of matrix
-multiplies). Then one progress bar over the estimated seconds of the steps to run, with an
-ETA that follows the measured pace: a step running longer than its estimate holds the bar
-and the ETA grows. A stopped or failed step is run again by the next invocation, and every
-command it runs is itself resumable (finished runs, grids, features and fits are reused), so
-little is lost. Each step's output goes to runs/reproduce_all/<step>.log.
+them), skipped (its model or data is not on this machine: the reason, never a silent drop)
+or to run, and its estimated time: the seconds it took on this machine when it last ran,
+else the time it took when last measured anywhere (results/reproduce_all_times.csv,
+committed: each finished step's wall time, the machine's speed, and which steps had run on
+that machine before it, so whose caches it found), else its reference time (estimated on the
+project's 2-core CPU machine, whose fp32 matrix multiply ran at REFERENCE_GFLOPS); both
+scaled by this machine's speed, measured first (a second of matrix multiplies). Then one
+progress bar over the estimated seconds of the steps to run, with an ETA that follows the
+measured pace: a step running longer than its estimate holds the bar and the ETA grows. A
+stopped or failed step is run again by the next invocation, and every command it runs is
+itself resumable (finished runs, grids, features and fits are reused), so little is lost.
+Each step's output goes to runs/reproduce_all/<step>.log.
 
     bash scripts/reproduce_all.sh --dry-run          # the plan only
     bash scripts/reproduce_all.sh                    # everything (about 16 h on 2 cores)
@@ -19,7 +22,9 @@ little is lost. Each step's output goes to runs/reproduce_all/<step>.log.
     bash scripts/reproduce_all.sh --only "ODIN table: densenet10"   # that step (whole name)
 """
 import argparse
+import csv
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -33,7 +38,8 @@ from tqdm import tqdm
 
 from oodbench.commands import cli
 from oodbench.core import files
-from oodbench.core.paths import ROOT, UserError, report_errors, runs_dir, shown
+from oodbench.core.paths import (ROOT, UserError, report_errors, results_dir, runs_dir,
+                                 shown)
 from oodbench.datasets.image_sets import test_set
 from oodbench.networks.registry import get_spec, weights_sha256
 
@@ -41,6 +47,8 @@ from oodbench.networks.registry import get_spec, weights_sha256
 # measured on (AMD EPYC, 2 threads, machine_gflops() with nothing else running, 2026-12-07)
 REFERENCE_GFLOPS = 175.0
 TUNE = ("--tune-images", "200")
+TIMES = "reproduce_all_times.csv"     # in results/: each step's last measured wall time
+TIME_FIELDS = ("step", "seconds", "machine_gflops", "finished", "done_here_before")
 PAPER_PROTOCOL = "ODIN table: densenet10, the paper's protocol (1,000 + 1,000 tuning images)"
 
 
@@ -186,6 +194,30 @@ def done(step):
     return stamp
 
 
+def read_times():
+    """{step name: its row} of the measured times (results/reproduce_all_times.csv)."""
+    try:
+        with open(results_dir() / TIMES, newline="") as f:
+            return {row["step"]: row for row in csv.DictReader(f)}
+    except FileNotFoundError:
+        return {}
+
+
+def record_time(step, seconds, gflops, before):
+    """Write ``step``'s measured wall time into the times file (replacing its last one), with
+    this machine's speed and the steps that had run here before it (whose caches it found)."""
+    rows = read_times()
+    rows[step.name] = {"step": step.name, "seconds": f"{seconds:.0f}",
+                       "machine_gflops": f"{gflops:.0f}", "finished": time.strftime("%Y-%m-%d"),
+                       "done_here_before": "; ".join(before)}
+    order = {s.name: i for i, s in enumerate(steps())}
+    text = io.StringIO()
+    writer = csv.DictWriter(text, TIME_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows.values(), key=lambda r: order.get(r["step"], len(order))))
+    files.write_text(results_dir() / TIMES, text.getvalue())
+
+
 def machine_gflops(seconds=1.0, size=1024):
     """fp32 matrix-multiply GFLOP/s on the threads torch uses."""
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -210,7 +242,7 @@ class Plan:
 def make_plan(chosen, gflops):
     """Each step: done, skipped (and why) or to run; a done step that reads a step which
     runs now, or which ran after it, runs again."""
-    plan, runs_now, finished = Plan(gflops), [], {}
+    plan, runs_now, finished, measured = Plan(gflops), [], {}, read_times()
     for step in chosen:
         stamp, why = done(step), unavailable(step)
         read = [s for s in runs_now + list(finished) if s.name.startswith(step.reads)] \
@@ -229,9 +261,19 @@ def make_plan(chosen, gflops):
                 plan.rows.append((step, "to run", float(last["seconds"]),
                                   "its last run here" + (", and a step it reads runs again"
                                                          if stale else "")))
+            elif step.name in measured:
+                plan.rows.append((step, "to run", *measured_estimate(measured[step.name],
+                                                                     gflops)))
             else:
                 plan.rows.append((step, "to run", *reference_estimate(step, runs_now, gflops)))
     return plan
+
+
+def measured_estimate(row, gflops):
+    """(seconds, why): its measured time, scaled from that machine's speed to this one's."""
+    seconds = float(row["seconds"]) * float(row["machine_gflops"]) / gflops
+    return seconds, (f"measured {row['finished']} at {float(row['machine_gflops']):.0f} "
+                     "GFLOP/s, scaled" + ("" if row["done_here_before"] else ", from nothing"))
 
 
 def reference_estimate(step, runs_now, gflops):
@@ -259,7 +301,10 @@ def print_plan(plan):
         print(f"  {state:8} {time_text:>8}  {step.name}"
               + (f"  ({why})" if state != "skipped" else f"\n{'':20}skipped: {why}"))
     total = sum(seconds for _, seconds in plan.todo)
-    print(f"To run: {len(plan.todo)} steps, about {clock(total)} (h:mm:ss) on this machine.")
+    measured = sum(why.startswith("measured") for _, state, _, why in plan.rows
+                   if state == "to run")
+    print(f"To run: {len(plan.todo)} steps, about {clock(total)} (h:mm:ss) on this machine "
+          f"({measured} of them measured before, the rest by reference estimate).")
 
 
 def run_step(step, estimate, bar):
@@ -309,6 +354,14 @@ def write_stamp(step, seconds):
     files.write_text(stamp_path(step), json.dumps(stamp, indent=1))
 
 
+def steps_here_before(step):
+    """The steps whose caches ``step`` finds on this machine: those done here, and itself
+    when it ran here before (stopped, failed, or its outputs changed since)."""
+    earlier = [s.name for s in steps() if s.name != step.name and done(s)]
+    log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
+    return earlier + ([f"{step.name} (an earlier run of it)"] if log.exists() else [])
+
+
 def run_plan(plan):
     """Run the steps to run, in order; a failed step is reported at the end and the others
     go on (a step reading its results then uses what is there)."""
@@ -320,6 +373,7 @@ def run_plan(plan):
                          "[{elapsed}<{remaining}]") as bar:
         for step, estimate in todo:
             bar.set_postfix_str(step.name)
+            before = steps_here_before(step)
             seconds, code = run_step(step, estimate, bar)
             log = runs_dir() / "reproduce_all" / f"{step.slug}.log"
             try:
@@ -328,6 +382,7 @@ def run_plan(plan):
                     raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
                                     f"{shown(log)}):\n" + "\n".join(tail))
                 write_stamp(step, seconds)
+                record_time(step, seconds, plan.gflops, before)
             except UserError as e:
                 failed.append(str(e))
                 bar.write(f"error: {e}")
