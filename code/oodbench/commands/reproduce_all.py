@@ -8,7 +8,7 @@ or to run, and its estimated time: the seconds it took on this machine when it l
 else the time it took when last measured anywhere (results/reproduce_all_times.csv,
 committed: each finished step's wall time, the machine's speed, and which steps had run on
 that machine before it, so whose caches it found), else its reference time (estimated on the
-project's 2-core CPU machine, whose fp32 matrix multiply ran at REFERENCE_GFLOPS); both
+project's 2-core CPU machine, whose DenseNet-BC-100 forward ran at REFERENCE_SPEED); both
 scaled by this machine's speed, measured first (a second of matrix multiplies). Then one
 progress bar over the estimated seconds of the steps to run, with an ETA that follows the
 measured pace: a step running longer than its estimate holds the bar and the ETA grows. A
@@ -40,15 +40,22 @@ from oodbench.commands import cli
 from oodbench.core import files
 from oodbench.core.paths import (ROOT, UserError, report_errors, results_dir, runs_dir,
                                  shown)
+from oodbench.core.runtime import prepare_model
 from oodbench.datasets.image_sets import test_set
+from oodbench.networks.densenet import DenseNet3
 from oodbench.networks.registry import get_spec, weights_sha256
 
-# fp32 matrix multiply on this project's 2-core CPU machine, the kind the reference times were
-# measured on (AMD EPYC, 2 threads, machine_gflops() with nothing else running, 2026-12-07)
-REFERENCE_GFLOPS = 175.0
+# DenseNet-BC-100's forward, images/s (machine_speed(): batch 128, inference mode, channels
+# last), on this project's 2-core CPU machine, the kind the reference times were measured on
+# (AMD EPYC, 2 threads; bench.py --rows m: 154.0 img/s, its fp32 matmul at 189 GFLOP/s). Not
+# the matmul's GFLOP/s: an Intel Xeon whose matmul ran at 218-256 GFLOP/s ran this forward at
+# 82 img/s, and Mahalanobis's layer-wise grid in 137 s against 69 s (2026-12-07): this
+# forward predicted the ratio (1.9x slower), the matmul was 3x off. (ResNets ran at 0.9x the
+# reference there: the DenseNet steps, most of the study's time, are what is calibrated.)
+REFERENCE_SPEED = 154.0
 TUNE = ("--tune-images", "200")
 TIMES = "reproduce_all_times.csv"     # in results/: each step's last measured wall time
-TIME_FIELDS = ("step", "seconds", "machine_gflops", "finished", "done_here_before")
+TIME_FIELDS = ("step", "seconds", "machine_images_s", "finished", "done_here_before")
 PAPER_PROTOCOL = "ODIN table: densenet10, the paper's protocol (1,000 + 1,000 tuning images)"
 
 
@@ -203,12 +210,13 @@ def read_times():
         return {}
 
 
-def record_time(step, seconds, gflops, before):
+def record_time(step, seconds, speed, before):
     """Write ``step``'s measured wall time into the times file (replacing its last one), with
     this machine's speed and the steps that had run here before it (whose caches it found)."""
     rows = read_times()
     rows[step.name] = {"step": step.name, "seconds": f"{seconds:.0f}",
-                       "machine_gflops": f"{gflops:.0f}", "finished": time.strftime("%Y-%m-%d"),
+                       "machine_images_s": f"{speed:.1f}",
+                       "finished": time.strftime("%Y-%m-%d"),
                        "done_here_before": "; ".join(before)}
     order = {s.name: i for i, s in enumerate(steps())}
     text = io.StringIO()
@@ -216,6 +224,28 @@ def record_time(step, seconds, gflops, before):
     writer.writeheader()
     writer.writerows(sorted(rows.values(), key=lambda r: order.get(r["step"], len(order))))
     files.write_text(results_dir() / TIMES, text.getvalue())
+
+
+def machine_speed(images=256, batch=128):
+    """DenseNet-BC-100's forward, images/s (random weights: no file needed), batch ``batch``,
+    inference mode, channels last as a CPU run prepares it, after a warm-up batch. Most of the
+    study's time is this network's passes, whose speed does not follow the matrix multiply's
+    from one CPU to another."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = prepare_model(DenseNet3(100, 10).eval(), device)
+    x = torch.rand(batch, 3, 32, 32, device=device)
+    if device == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(max(1, images // batch)):
+            model(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return max(1, images // batch) * batch / (time.perf_counter() - started)
 
 
 def machine_gflops(seconds=1.0, size=1024):
@@ -231,7 +261,7 @@ def machine_gflops(seconds=1.0, size=1024):
 
 @dataclass
 class Plan:
-    gflops: float
+    speed: float               # machine_speed() here
     rows: list = field(default_factory=list)    # (step, state, seconds, why)
 
     @property
@@ -239,10 +269,10 @@ class Plan:
         return [(s, seconds) for s, state, seconds, _ in self.rows if state == "to run"]
 
 
-def make_plan(chosen, gflops):
+def make_plan(chosen, speed):
     """Each step: done, skipped (and why) or to run; a done step that reads a step which
     runs now, or which ran after it, runs again."""
-    plan, runs_now, finished, measured = Plan(gflops), [], {}, read_times()
+    plan, runs_now, finished, measured = Plan(speed), [], {}, read_times()
     for step in chosen:
         stamp, why = done(step), unavailable(step)
         read = [s for s in runs_now + list(finished) if s.name.startswith(step.reads)] \
@@ -263,20 +293,20 @@ def make_plan(chosen, gflops):
                                                          if stale else "")))
             elif step.name in measured:
                 plan.rows.append((step, "to run", *measured_estimate(measured[step.name],
-                                                                     gflops)))
+                                                                     speed)))
             else:
-                plan.rows.append((step, "to run", *reference_estimate(step, runs_now, gflops)))
+                plan.rows.append((step, "to run", *reference_estimate(step, runs_now, speed)))
     return plan
 
 
-def measured_estimate(row, gflops):
+def measured_estimate(row, speed):
     """(seconds, why): its measured time, scaled from that machine's speed to this one's."""
-    seconds = float(row["seconds"]) * float(row["machine_gflops"]) / gflops
-    return seconds, (f"measured {row['finished']} at {float(row['machine_gflops']):.0f} "
-                     "GFLOP/s, scaled" + ("" if row["done_here_before"] else ", from nothing"))
+    seconds = float(row["seconds"]) * float(row["machine_images_s"]) / speed
+    return seconds, (f"measured {row['finished']} at {float(row['machine_images_s']):.0f} "
+                     "img/s, scaled" + ("" if row["done_here_before"] else ", from nothing"))
 
 
-def reference_estimate(step, runs_now, gflops):
+def reference_estimate(step, runs_now, speed):
     """(seconds, why): its reference time scaled to this machine's speed; the longer one
     when the steps whose caches it reuses neither run before it nor have run here."""
     seconds, why = step.reference_s, "reference time, scaled"
@@ -285,7 +315,7 @@ def reference_estimate(step, runs_now, gflops):
         if not any(s in runs_now or done(s) for s in reused):
             seconds = step.alone_s
             why += f"; it makes the caches of '{reused[0].name}' too" if reused else ""
-    return seconds * REFERENCE_GFLOPS / gflops, why
+    return seconds * REFERENCE_SPEED / speed, why
 
 
 def clock(seconds):
@@ -294,7 +324,8 @@ def clock(seconds):
 
 
 def print_plan(plan):
-    print(f"This machine: {plan.gflops:.0f} fp32 GFLOP/s (reference {REFERENCE_GFLOPS:.0f}); "
+    print(f"This machine: DenseNet-BC-100 forward {plan.speed:.0f} img/s on "
+          f"{torch.get_num_threads()} thread(s) (reference {REFERENCE_SPEED:.0f}); "
           f"{len(plan.rows)} steps:")
     for step, state, seconds, why in plan.rows:
         time_text = clock(seconds) if state != "skipped" else "-"
@@ -382,7 +413,7 @@ def run_plan(plan):
                     raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
                                     f"{shown(log)}):\n" + "\n".join(tail))
                 write_stamp(step, seconds)
-                record_time(step, seconds, plan.gflops, before)
+                record_time(step, seconds, plan.speed, before)
             except UserError as e:
                 failed.append(str(e))
                 bar.write(f"error: {e}")
@@ -418,7 +449,7 @@ def report(args):
     if not chosen:
         raise UserError(f"--only {args.only!r}: no step's name holds it; the steps: "
                         + "; ".join(s.name for s in steps()))
-    plan = make_plan(chosen, machine_gflops())
+    plan = make_plan(chosen, machine_speed())
     print_plan(plan)
     if not args.dry_run:
         run_plan(plan)
