@@ -25,8 +25,8 @@ def tiny(tmp_path, monkeypatch, private_outputs):
              Step("third, needs a missing model", (str(script), "fail"), (), 30,
                   ("densenet100",))]
     monkeypatch.setattr(reproduce_all, "steps", lambda: steps)
-    monkeypatch.setattr(reproduce_all, "machine_speed",
-                        lambda: reproduce_all.REFERENCE_SPEED / 2)   # half as fast here
+    monkeypatch.setattr(reproduce_all, "machine_speed",           # half as fast here
+                        lambda: {f: s / 2 for f, s in reproduce_all.REFERENCE_SPEED.items()})
     return made, steps
 
 
@@ -135,7 +135,8 @@ def test_each_finished_step_records_its_time_and_a_new_machine_plans_with_it(tin
     assert reproduce_all.main([]) == 0
     rows = reproduce_all.read_times()
     assert list(rows) == ["first", "second"]                          # the plan's order
-    assert rows["first"]["machine_images_s"] == f"{reproduce_all.REFERENCE_SPEED / 2:.1f}"
+    assert rows["first"]["calibration"] == "densenet"
+    assert rows["first"]["images_s"] == f"{reproduce_all.REFERENCE_SPEED['densenet'] / 2:.1f}"
     assert rows["first"]["done_here_before"] == "first (an earlier run of it)"
     assert rows["second"]["done_here_before"] == "first"
     capsys.readouterr()
@@ -143,11 +144,28 @@ def test_each_finished_step_records_its_time_and_a_new_machine_plans_with_it(tin
         stamp.unlink()                                  # another machine, half as fast as
     reproduce_all.files.write_text(                     # the one that measured 'second'
         reproduce_all.results_dir() / reproduce_all.TIMES,
-        "step,seconds,machine_images_s,finished,done_here_before\n"
-        f"second,600,{reproduce_all.REFERENCE_SPEED:.1f},2026-12-07,\n")
+        "step,seconds,calibration,images_s,finished,done_here_before\n"
+        f"second,600,densenet,{reproduce_all.REFERENCE_SPEED['densenet']:.1f},2026-12-07,\n")
     assert reproduce_all.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "to run    0:20:00  second  (measured 2026-12-07 at 154 img/s, scaled, from " \
-           "nothing)" in out
+    assert "to run    0:20:00  second  (measured 2026-12-07 at DenseNet-BC-100 154 img/s, " \
+           "scaled, from nothing)" in out
     assert "to run    0:00:20  first  (reference time, scaled)" in out
     assert "(1 of them measured before, the rest by reference estimate)" in out
+
+
+def test_each_step_is_scaled_by_its_own_networks_speed(tiny, monkeypatch, capsys):
+    """A machine twice as fast as the reference for a ResNet and half as fast for the
+    DenseNet (as an Intel Xeon against the AMD reference, less extreme): each step by its own."""
+    made, steps = tiny
+    steps.append(Step("fourth, a ResNet's", (steps[0].argv[0], str(made[0])), (str(made[0]),),
+                      10, family="resnet"))
+    reference = reproduce_all.REFERENCE_SPEED
+    monkeypatch.setattr(reproduce_all, "machine_speed", lambda: {
+        "densenet": reference["densenet"] / 2, "resnet": reference["resnet"] * 2})
+    assert reproduce_all.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "to run    0:00:20  first" in out and "to run    0:00:05  fourth" in out
+    assert reproduce_all.main(["--only", "fourth"]) == 0
+    row = reproduce_all.read_times()["fourth, a ResNet's"]
+    assert row["calibration"] == "resnet" and float(row["images_s"]) == reference["resnet"] * 2

@@ -43,19 +43,22 @@ from oodbench.core.paths import (ROOT, UserError, report_errors, results_dir, ru
 from oodbench.core.runtime import prepare_model
 from oodbench.datasets.image_sets import test_set
 from oodbench.networks.densenet import DenseNet3
+from oodbench.networks.cifar_resnet import CifarResNet
 from oodbench.networks.registry import get_spec, weights_sha256
 
-# DenseNet-BC-100's forward, images/s (machine_speed(): batch 128, inference mode, channels
-# last), on this project's 2-core CPU machine, the kind the reference times were measured on
-# (AMD EPYC, 2 threads; bench.py --rows m: 154.0 img/s, its fp32 matmul at 189 GFLOP/s). Not
-# the matmul's GFLOP/s: an Intel Xeon whose matmul ran at 218-256 GFLOP/s ran this forward at
-# 82 img/s, and Mahalanobis's layer-wise grid in 137 s against 69 s (2026-12-07): this
-# forward predicted the ratio (1.9x slower), the matmul was 3x off. (ResNets ran at 0.9x the
-# reference there: the DenseNet steps, most of the study's time, are what is calibrated.)
-REFERENCE_SPEED = 154.0
+# The forward of each network family, images/s (machine_speed(): batch 128, inference mode,
+# channels last), on this project's 2-core CPU machine, the kind the reference times were
+# measured on (AMD EPYC, 2 threads; bench.py --rows m, its fp32 matmul at 189 GFLOP/s). A step
+# is scaled by its own family's: an Intel Xeon whose matmul ran at 218-256 GFLOP/s ran
+# DenseNet-BC-100 at 82 img/s and ResNet-56 at 659 (2026-12-07): Mahalanobis's layer-wise grid
+# took 137 s there against 69 s, resnet20's ODIN table 263 s against 410. The matmul's
+# GFLOP/s predicted neither (3x off for the DenseNet); each family's forward did.
+FAMILIES = {"densenet": ("DenseNet-BC-100", lambda: DenseNet3(100, 10)),
+            "resnet": ("ResNet-56", lambda: CifarResNet(56, 10, "A"))}
+REFERENCE_SPEED = {"densenet": 154.0, "resnet": 705.6}
 TUNE = ("--tune-images", "200")
 TIMES = "reproduce_all_times.csv"     # in results/: each step's last measured wall time
-TIME_FIELDS = ("step", "seconds", "machine_images_s", "finished", "done_here_before")
+TIME_FIELDS = ("step", "seconds", "calibration", "images_s", "finished", "done_here_before")
 PAPER_PROTOCOL = "ODIN table: densenet10, the paper's protocol (1,000 + 1,000 tuning images)"
 
 
@@ -71,6 +74,14 @@ class Step:
     reuses: tuple = ()         # the steps whose caches it reuses (grids, runs), likewise
     alone_s: float = None      # its reference time when none of those has run here: it
     #                            makes their caches itself
+    family: str = None         # the FAMILIES network its time goes with (default: a ResNet
+    #                            for models named resnet*, else the DenseNet)
+
+    @property
+    def speed_family(self):
+        if self.family:
+            return self.family
+        return "resnet" if any(m.startswith("resnet") for m in self.models) else "densenet"
 
     @property
     def slug(self):
@@ -140,7 +151,7 @@ def steps():
         Step("your-model example: torchvision ResNet-18 trained here, a PNG folder",
              ("scripts/own_model_example.sh",),
              ("results/detectors_resnet18-*_tune200_sets-fashion_mnist_png-*-TIN_crop-*-iSUN-"
-              "Uniform_n2000.md",), 572),
+              "Uniform_n2000.md",), 572, family="resnet"),
         Step("FSSD benchmark (LeNets on Fashion-MNIST)", ("code/fssd_table.py",),
              ("results/fssd_fmnist.md", "results/fssd_fmnist.csv"), 2627),
         Step("LA-OOD co-training study: resnet56", ("scripts/cotrain_study.sh",),
@@ -210,12 +221,14 @@ def read_times():
         return {}
 
 
-def record_time(step, seconds, speed, before):
+def record_time(step, seconds, speeds, before):
     """Write ``step``'s measured wall time into the times file (replacing its last one), with
-    this machine's speed and the steps that had run here before it (whose caches it found)."""
+    this machine's speed (its family's forward: calibration, images/s) and the steps that had
+    run here before it (whose caches it found)."""
     rows = read_times()
-    rows[step.name] = {"step": step.name, "seconds": f"{seconds:.0f}",
-                       "machine_images_s": f"{speed:.1f}",
+    family = step.speed_family
+    rows[step.name] = {"step": step.name, "seconds": f"{seconds:.0f}", "calibration": family,
+                       "images_s": f"{speeds[family]:.1f}",
                        "finished": time.strftime("%Y-%m-%d"),
                        "done_here_before": "; ".join(before)}
     order = {s.name: i for i, s in enumerate(steps())}
@@ -226,13 +239,18 @@ def record_time(step, seconds, speed, before):
     files.write_text(results_dir() / TIMES, text.getvalue())
 
 
-def machine_speed(images=256, batch=128):
-    """DenseNet-BC-100's forward, images/s (random weights: no file needed), batch ``batch``,
-    inference mode, channels last as a CPU run prepares it, after a warm-up batch. Most of the
-    study's time is this network's passes, whose speed does not follow the matrix multiply's
-    from one CPU to another."""
+def machine_speed():
+    """{family: its network's forward, images/s} (FAMILIES) on this machine."""
+    return {family: forward_speed(build) for family, (_, build) in FAMILIES.items()}
+
+
+def forward_speed(build, seconds=2.0, batch=128):
+    """Images/s of ``build()``'s forward (random weights: no file needed), batch ``batch``,
+    inference mode, channels last as a CPU run prepares it, after a warm-up batch; batches for
+    about ``seconds``. The study's time is these networks' passes, whose speed does not follow
+    the matrix multiply's from one CPU to another."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = prepare_model(DenseNet3(100, 10).eval(), device)
+    model = prepare_model(build().eval(), device)
     x = torch.rand(batch, 3, 32, 32, device=device)
     if device == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -240,12 +258,13 @@ def machine_speed(images=256, batch=128):
         model(x)
         if device == "cuda":
             torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(max(1, images // batch)):
+        started, count = time.perf_counter(), 0
+        while count < 2 or time.perf_counter() - started < seconds:
             model(x)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    return max(1, images // batch) * batch / (time.perf_counter() - started)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            count += 1
+    return count * batch / (time.perf_counter() - started)
 
 
 def machine_gflops(seconds=1.0, size=1024):
@@ -261,7 +280,7 @@ def machine_gflops(seconds=1.0, size=1024):
 
 @dataclass
 class Plan:
-    speed: float               # machine_speed() here
+    speeds: dict               # machine_speed() here
     rows: list = field(default_factory=list)    # (step, state, seconds, why)
 
     @property
@@ -269,10 +288,10 @@ class Plan:
         return [(s, seconds) for s, state, seconds, _ in self.rows if state == "to run"]
 
 
-def make_plan(chosen, speed):
+def make_plan(chosen, speeds):
     """Each step: done, skipped (and why) or to run; a done step that reads a step which
     runs now, or which ran after it, runs again."""
-    plan, runs_now, finished, measured = Plan(speed), [], {}, read_times()
+    plan, runs_now, finished, measured = Plan(speeds), [], {}, read_times()
     for step in chosen:
         stamp, why = done(step), unavailable(step)
         read = [s for s in runs_now + list(finished) if s.name.startswith(step.reads)] \
@@ -293,20 +312,22 @@ def make_plan(chosen, speed):
                                                          if stale else "")))
             elif step.name in measured:
                 plan.rows.append((step, "to run", *measured_estimate(measured[step.name],
-                                                                     speed)))
+                                                                     speeds)))
             else:
-                plan.rows.append((step, "to run", *reference_estimate(step, runs_now, speed)))
+                plan.rows.append((step, "to run", *reference_estimate(step, runs_now, speeds)))
     return plan
 
 
-def measured_estimate(row, speed):
-    """(seconds, why): its measured time, scaled from that machine's speed to this one's."""
-    seconds = float(row["seconds"]) * float(row["machine_images_s"]) / speed
-    return seconds, (f"measured {row['finished']} at {float(row['machine_images_s']):.0f} "
-                     "img/s, scaled" + ("" if row["done_here_before"] else ", from nothing"))
+def measured_estimate(row, speeds):
+    """(seconds, why): its measured time, scaled from that machine's speed (its family's
+    forward) to this one's."""
+    family, then = row["calibration"], float(row["images_s"])
+    seconds = float(row["seconds"]) * then / speeds[family]
+    return seconds, (f"measured {row['finished']} at {FAMILIES[family][0]} {then:.0f} img/s, "
+                     "scaled" + ("" if row["done_here_before"] else ", from nothing"))
 
 
-def reference_estimate(step, runs_now, speed):
+def reference_estimate(step, runs_now, speeds):
     """(seconds, why): its reference time scaled to this machine's speed; the longer one
     when the steps whose caches it reuses neither run before it nor have run here."""
     seconds, why = step.reference_s, "reference time, scaled"
@@ -315,7 +336,8 @@ def reference_estimate(step, runs_now, speed):
         if not any(s in runs_now or done(s) for s in reused):
             seconds = step.alone_s
             why += f"; it makes the caches of '{reused[0].name}' too" if reused else ""
-    return seconds * REFERENCE_SPEED / speed, why
+    family = step.speed_family
+    return seconds * REFERENCE_SPEED[family] / speeds[family], why
 
 
 def clock(seconds):
@@ -324,8 +346,9 @@ def clock(seconds):
 
 
 def print_plan(plan):
-    print(f"This machine: DenseNet-BC-100 forward {plan.speed:.0f} img/s on "
-          f"{torch.get_num_threads()} thread(s) (reference {REFERENCE_SPEED:.0f}); "
+    print(f"This machine, forward on {torch.get_num_threads()} thread(s): "
+          + ", ".join(f"{FAMILIES[f][0]} {plan.speeds[f]:.0f} img/s (reference "
+                      f"{REFERENCE_SPEED[f]:.0f})" for f in FAMILIES) + "; "
           f"{len(plan.rows)} steps:")
     for step, state, seconds, why in plan.rows:
         time_text = clock(seconds) if state != "skipped" else "-"
@@ -413,7 +436,7 @@ def run_plan(plan):
                     raise UserError(f"step '{step.name}' failed (exit {code}; its output: "
                                     f"{shown(log)}):\n" + "\n".join(tail))
                 write_stamp(step, seconds)
-                record_time(step, seconds, plan.speed, before)
+                record_time(step, seconds, plan.speeds, before)
             except UserError as e:
                 failed.append(str(e))
                 bar.write(f"error: {e}")
