@@ -169,3 +169,12 @@ def test_each_step_is_scaled_by_its_own_networks_speed(tiny, monkeypatch, capsys
     assert reproduce_all.main(["--only", "fourth"]) == 0
     row = reproduce_all.read_times()["fourth, a ResNet's"]
     assert row["calibration"] == "resnet" and float(row["images_s"]) == reference["resnet"] * 2
+
+
+@pytest.mark.parametrize("load, noted", [(0.1, False), (2.6, True)])
+def test_a_busy_machine_is_told_its_estimates_are_too_long(tiny, monkeypatch, capsys, load,
+                                                           noted):
+    monkeypatch.setattr(reproduce_all.os, "getloadavg", lambda: (load, load, load))
+    assert reproduce_all.main(["--dry-run"]) == 0
+    assert ("busy while it measured its speed (load average 2.6" in capsys.readouterr().out) \
+        == noted

@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -467,13 +468,24 @@ def chosen_steps(only):
     return exact or [s for s in every if only.lower() in s.name.lower()]
 
 
+def busy():
+    """The 1-minute load average where other work shares the CPU (more than half a core
+    beyond nothing), else 0.0; the calibration measures whatever share of it is left."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return load if load > 0.5 else 0.0
+
+
 def report(args):
     chosen = chosen_steps(args.only)
     if not chosen:
         raise UserError(f"--only {args.only!r}: no step's name holds it; the steps: "
                         + "; ".join(s.name for s in steps()))
+    load = busy()
     plan = make_plan(chosen, machine_speed())
     print_plan(plan)
+    if load:
+        print(f"Note: this machine was busy while it measured its speed (load average {load:.1f} "
+              f"on {os.cpu_count()} cores): the estimates are too long by as much.")
     if not args.dry_run:
         run_plan(plan)
 
