@@ -8,13 +8,14 @@ or to run, and its estimated time: the seconds it took on this machine when it l
 else the time it took when last measured anywhere (results/reproduce_all_times.csv,
 committed: each finished step's wall time, the machine's speed, and which steps had run on
 that machine before it, so whose caches it found), else its reference time (estimated on the
-project's 2-core CPU machine, whose DenseNet-BC-100 forward ran at REFERENCE_SPEED); both
-scaled by this machine's speed, measured first (a second of matrix multiplies). Then one
-progress bar over the estimated seconds of the steps to run, with an ETA that follows the
-measured pace: a step running longer than its estimate holds the bar and the ETA grows. A
-stopped or failed step is run again by the next invocation, and every command it runs is
-itself resumable (finished runs, grids, features and fits are reused), so little is lost.
-Each step's output goes to runs/reproduce_all/<step>.log.
+project's 2-core CPU machine, where each network family's forward ran at REFERENCE_SPEED);
+both scaled by this machine's speed for the step's network family, measured first (two
+seconds of DenseNet-BC-100's forward and two of ResNet-56's). Then one progress bar over the
+estimated seconds of the steps to run, with an ETA that follows the measured pace: a step
+running longer than its estimate holds the bar and the ETA grows. A stopped or failed step
+is run again by the next invocation, and every command it runs is itself resumable (finished
+runs, grids, features and fits are reused), so little is lost. Each step's output goes to
+runs/reproduce_all/<step>.log.
 
     bash scripts/reproduce_all.sh --dry-run          # the plan only
     bash scripts/reproduce_all.sh                    # everything (about 16 h on 2 cores)
