@@ -45,7 +45,7 @@ cell and scaled to the table).
   i  intervals   reports/uncertainty.assess of the whole table
 
 This machine's limit (``--rows m``): fp32 matrix-multiply GFLOP/s on the threads used
-(reproduce_all.machine_gflops, 1024 x 1024, 2 s), then each network's forward pass
+(machine_gflops, 1024 x 1024, 2 s), then each network's forward pass
 (inference mode, batch --batch-size, --n images after a warm-up batch) as images/s, GFLOP/s
 (its FLOPs counted by torch.utils.flop_counter) and % of that limit.
 
@@ -197,10 +197,20 @@ def detector_costs(spec, batch, device, batch_size):
     return costs
 
 
+def machine_gflops(seconds=1.0, size=1024):
+    """fp32 matrix-multiply GFLOP/s on the threads torch uses."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * size ** 3 * count / (time.perf_counter() - started) / 1e9
+
+
 def machine_limit(n, device, batch_size):
     """Row m: the matmul peak and each network's forward as GFLOP/s and % of it."""
     from torch.utils.flop_counter import FlopCounterMode
-    from oodbench.commands.reproduce_all import machine_gflops
     peak = machine_gflops(2.0) if device.type == "cpu" else float("nan")
     found = {}
     for name in ("densenet10", "resnet20", "resnet56"):
@@ -228,7 +238,6 @@ def forward_kernels(n, device, batch_size, rounds=5):
     operator kind."""
     from torch.profiler import ProfilerActivity, profile
     from torch.utils.flop_counter import FlopCounterMode
-    from oodbench.commands.reproduce_all import machine_gflops
     eager, spec = load_model("densenet10", device)
     eager = runtime.prepare_model(eager.requires_grad_(False), device, False)
     normalise, _ = odin_scoring.normaliser(spec.mean, spec.std, device)

@@ -269,17 +269,6 @@ def forward_speed(build, seconds=2.0, batch=128):
     return count * batch / (time.perf_counter() - started)
 
 
-def machine_gflops(seconds=1.0, size=1024):
-    """fp32 matrix-multiply GFLOP/s on the threads torch uses."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        count += 1
-    return 2 * size ** 3 * count / (time.perf_counter() - started) / 1e9
-
-
 @dataclass
 class Plan:
     speeds: dict               # machine_speed() here
