@@ -115,26 +115,37 @@ def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVE
     below = np.searchsorted(out_sorted, in_sorted, side="left")
     up_to = np.searchsorted(out_sorted, in_sorted, side="right")
     ties = bool((below != up_to).any())
-    k = tpr_count(len(in_scores), level)
-    descending = in_sorted[::-1]
+    n_in, n_out = len(in_sorted), len(out_sorted)
+    k = tpr_count(n_in, level)
     fpr = fpr_name(level)
     found = {"AUROC": [], fpr: []}
+    # int64 buffers filled in place: a uint8 -> int64 cumsum into a fresh array costs 2-3x
+    rows = min(CHUNK, len(in_counts))
+    weights = np.zeros((rows, n_in + 1), np.int64)       # in weight, from column 1
+    shares = np.empty((rows, n_in), np.int64)
+    cumulative = np.zeros((rows, n_out + 1), np.int64)   # OOD weight below each position
     for start in range(0, len(in_counts), CHUNK):
-        w = np.take(in_counts[start:start + CHUNK], in_order, axis=1).astype(np.int64)
-        v = np.take(out_counts[start:start + CHUNK], out_order, axis=1)
-        cumulative = np.zeros((len(v), v.shape[1] + 1), np.int64)   # OOD weight below
-        np.cumsum(v, axis=1, out=cumulative[:, 1:])
-        twice = np.take(cumulative, below, axis=1)
+        m = len(in_counts[start:start + CHUNK])
+        w, twice, c = weights[:m, 1:], shares[:m], cumulative[:m]
+        np.copyto(w, np.take(in_counts[start:start + CHUNK], in_order, axis=1))
+        np.copyto(c[:, 1:], np.take(out_counts[start:start + CHUNK], out_order, axis=1))
+        np.cumsum(c[:, 1:], axis=1, out=c[:, 1:])
+        np.take(c, below, axis=1, out=twice)
         if ties:
-            twice += np.take(cumulative, up_to, axis=1)
+            twice += np.take(c, up_to, axis=1)
         else:
             twice *= 2
-        total_in, total_out = w.sum(axis=1), cumulative[:, -1]
-        found["AUROC"].append((w * twice).sum(axis=1) / (2.0 * total_in * total_out))
-        from_top = np.cumsum(w[:, ::-1], axis=1)
-        threshold = descending[(from_top >= k).argmax(axis=1)]   # every row draws n_in
-        accepted = total_out - cumulative[np.arange(len(v)),
-                                          np.searchsorted(out_sorted, threshold, side="left")]
+        total_in, total_out = w.sum(axis=1), c[:, -1]
+        twice *= w
+        found["AUROC"].append(twice.sum(axis=1) / (2.0 * total_in * total_out))
+        # the threshold: the k-th largest score counted with its weights, i.e. the highest
+        # position whose in-distribution weight strictly below it is at most total - k
+        np.cumsum(w, axis=1, out=w)
+        strictly_below = weights[:m, :n_in]
+        position = (strictly_below <= (total_in - k)[:, None]).sum(axis=1) - 1
+        threshold = in_sorted[position]
+        accepted = total_out - c[np.arange(m), np.searchsorted(out_sorted, threshold,
+                                                               side="left")]
         found[fpr].append(accepted / total_out)
     return {name: np.concatenate(values) for name, values in found.items()}
 
