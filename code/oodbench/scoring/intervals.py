@@ -125,10 +125,11 @@ def resample_values(in_scores, out_scores, in_counts, out_counts, level=TPR_LEVE
     shares = np.empty((rows, n_in), np.int64)
     cumulative = np.zeros((rows, n_out + 1), np.int64)   # OOD weight below each position
     for start in range(0, len(in_counts), CHUNK):
-        m = len(in_counts[start:start + CHUNK])
+        in_chunk, out_chunk = in_counts[start:start + CHUNK], out_counts[start:start + CHUNK]
+        m = len(in_chunk)
         w, twice, c = weights[:m, 1:], shares[:m], cumulative[:m]
-        np.copyto(w, np.take(in_counts[start:start + CHUNK], in_order, axis=1))
-        np.copyto(c[:, 1:], np.take(out_counts[start:start + CHUNK], out_order, axis=1))
+        np.copyto(w, np.take(in_chunk, in_order, axis=1))
+        np.copyto(c[:, 1:], np.take(out_chunk, out_order, axis=1))
         np.cumsum(c[:, 1:], axis=1, out=c[:, 1:])
         np.take(c, below, axis=1, out=twice)
         if ties:
